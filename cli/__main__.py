@@ -1,0 +1,3 @@
+from logtap.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Fixtures for a local bedrock-runtime HTTP endpoint (filled in by the middleware work)."""
