@@ -1,0 +1,201 @@
+"""Per-call overhead of the client-side invocation log (sink), and calls with a stalled or failing sink.
+
+    .venv/bin/python benchmarks/sink.py            # 1,000 calls per operation and client
+    .venv/bin/python benchmarks/sink.py --quick    # 100 calls (smoke run)
+
+1. Each of the four operations end to end against tests/support/bedrock_server.py (real
+   serialize/sign/HTTP/parse, event streams included; streams are read to the end), three clients
+   interleaved in small blocks so drift hits all alike: ``raw``, ``tags`` (instrumented, no sink)
+   and ``sink`` (instrumented, writing to a folder). The sink's writer thread runs in the same
+   process, so its CPU time (building, gzip) is part of what is measured. Target: the sink adds
+   < 5% to a raw call (median).
+2. Writer throughput: records per second the background writer turns into gzipped files.
+3. A sink whose writes stall (every record blocks the writer) and one whose writes fail: the
+   calls' latency stays that of an instrumented client, and records are dropped and counted
+   instead of blocking (bounded queue of 100 here).
+Exit code 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+NOVA = "amazon.nova-lite-v1:0"
+CLAUDE = "anthropic.claude-3-5-haiku-20241022-v1:0"
+MESSAGES = [{"role": "user", "content": [{"text": "Summarize our refund policy in one line."}]}]
+BODY = json.dumps({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 200,
+                   "messages": [{"role": "user", "content": [{"type": "text", "text": "Summarize."}]}]})
+TAGS = {"project": "CustomerService", "env": "prod", "team": "support-bots"}
+BLOCK = 10
+MAX_ADDED_PCT = 5.0
+
+
+def one_call(client: Any, operation: str) -> None:
+    if operation == "Converse":
+        client.converse(modelId=NOVA, messages=MESSAGES)
+    elif operation == "InvokeModel":
+        client.invoke_model(modelId=CLAUDE, body=BODY)["body"].read()
+    elif operation == "ConverseStream":
+        for _ in client.converse_stream(modelId=NOVA, messages=MESSAGES)["stream"]:
+            pass
+    else:
+        for _ in client.invoke_model_with_response_stream(modelId=CLAUDE, body=BODY)["body"]:
+            pass
+
+
+def timed(client: Any, operation: str, n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        start = time.perf_counter_ns()
+        one_call(client, operation)
+        out.append((time.perf_counter_ns() - start) / 1000)
+    return out
+
+
+def end_to_end(server: Any, calls: int, folder: Path) -> dict[str, dict[str, float]]:
+    import logtap
+    from logtap.sink import Sink
+    from support.bedrock_fixtures import new_runtime_client
+
+    sink = Sink(folder, resolve_account=False)
+    clients = {
+        "raw": new_runtime_client(server.url),
+        "tags": logtap.instrument(new_runtime_client(server.url), tags=TAGS),
+        "sink": logtap.instrument(new_runtime_client(server.url), tags=TAGS, sink=sink),
+    }
+    results: dict[str, dict[str, float]] = {}
+    for operation in ("Converse", "InvokeModel", "ConverseStream", "InvokeModelWithResponseStream"):
+        for client in clients.values():  # warm up connections and caches
+            timed(client, operation, 20)
+        samples: dict[str, list[float]] = {name: [] for name in clients}
+        names = list(clients)
+        for block in range(calls // BLOCK):
+            order = names[block % 3:] + names[: block % 3]
+            for name in order:
+                samples[name] += timed(clients[name], operation, BLOCK)
+        row = {name: statistics.median(values) for name, values in samples.items()}
+        row["added_us"] = row["sink"] - row["raw"]
+        row["added_pct"] = 100 * row["added_us"] / row["raw"]
+        row["vs_tags_pct"] = 100 * (row["sink"] - row["tags"]) / row["tags"]
+        results[operation] = row
+    assert sink.flush(60)
+    results["_stats"] = {k: float(v) for k, v in sink.stats.items()}
+    sink.close(10)
+    return results
+
+
+def writer_throughput(records: int, folder: Path) -> dict[str, float]:
+    from logtap.sink import Sink
+    from logtap.sink.records import CompletedCall, snapshot
+
+    sink = Sink(folder, resolve_account=False, max_queue=records + 10)
+    request = snapshot({"messages": MESSAGES, "inferenceConfig": {"maxTokens": 200}})
+    response = snapshot({"output": {"message": {"role": "assistant", "content": [{"text": "word " * 60}]}},
+                         "stopReason": "end_turn", "usage": {"inputTokens": 12, "outputTokens": 60}})
+    calls = [CompletedCall("Converse", NOVA, "us-east-1", time.time(), f"req-{i}", TAGS, request, response,
+                           12, 60) for i in range(records)]
+    start = time.perf_counter()
+    for call in calls:
+        sink.submit(call)
+    assert sink.flush(120)
+    elapsed = time.perf_counter() - start
+    size = sum(p.stat().st_size for p in folder.rglob("*.json.gz"))
+    sink.close(10)
+    return {"records": records, "seconds": elapsed, "records_per_s": records / elapsed,
+            "gzip_bytes_per_record": size / records}
+
+
+def stalled_and_failing(server: Any, calls: int, folder: Path) -> dict[str, dict[str, float]]:
+    import logtap
+    from logtap.sink import Sink
+    from support.bedrock_fixtures import new_runtime_client
+
+    release = threading.Event()
+    stalled = Sink(folder / "stalled", resolve_account=False, max_queue=100)
+    real_build = stalled._writer._builder.build
+
+    def stall(call: Any) -> Any:  # every write hangs until the run is over: a dead disk or mount
+        release.wait()
+        return real_build(call)
+
+    stalled._writer._builder.build = stall  # type: ignore[method-assign]
+    failing = Sink(folder / "failing", resolve_account=False, max_queue=100)
+
+    def explode(local: Path, key: str) -> None:
+        raise OSError("No space left on device")
+
+    failing._dest.publish = explode  # type: ignore[method-assign]
+    import logging
+
+    logging.getLogger("logtap.sink").setLevel(logging.ERROR)  # the failing sink warns per file
+    clients = {
+        "tags": logtap.instrument(new_runtime_client(server.url), tags=TAGS),
+        "stalled": logtap.instrument(new_runtime_client(server.url), tags=TAGS, sink=stalled),
+        "failing": logtap.instrument(new_runtime_client(server.url), tags=TAGS, sink=failing),
+    }
+    for client in clients.values():
+        timed(client, "Converse", 20)
+    samples: dict[str, list[float]] = {name: [] for name in clients}
+    names = list(clients)
+    for block in range(calls // BLOCK):
+        for name in names[block % 3:] + names[: block % 3]:
+            samples[name] += timed(clients[name], "Converse", BLOCK)
+    out = {name: {"median_us": statistics.median(v), "p99_us": sorted(v)[int(len(v) * 0.99) - 1],
+                  "max_us": max(v)} for name, v in samples.items()}
+    out["stalled"].update(dropped=stalled.stats["dropped"], queued=stalled.stats["submitted"])
+    failing.flush(30)
+    out["failing"].update(failed=failing.stats["failed"], dropped=failing.stats["dropped"])
+    release.set()
+    stalled.close(30)
+    failing.close(30)
+    return out
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a small smoke run")
+    args = parser.parse_args(argv)
+    calls = 100 if args.quick else 1000
+    from support.bedrock_server import BedrockServer
+
+    ok = True
+    with tempfile.TemporaryDirectory() as tmp, BedrockServer() as server:
+        e2e = end_to_end(server, calls, Path(tmp) / "e2e")
+        print(f"1. end to end, median us per call ({calls} calls per client, interleaved blocks of {BLOCK})")
+        print(f"   {'operation':32} {'raw':>8} {'tags':>8} {'sink':>8} {'sink-raw':>9} {'% of raw':>9}")
+        for operation, row in e2e.items():
+            if operation.startswith("_"):
+                continue
+            print(f"   {operation:32} {row['raw']:8.0f} {row['tags']:8.0f} {row['sink']:8.0f} "
+                  f"{row['added_us']:9.0f} {row['added_pct']:8.1f}%")
+            ok &= row["added_pct"] < MAX_ADDED_PCT
+        print(f"   sink stats: {json.dumps({k: int(v) for k, v in e2e['_stats'].items()})}")
+        tp = writer_throughput(2000 if args.quick else 20000, Path(tmp) / "tp")
+        print(f"2. writer: {tp['records']:.0f} Converse records in {tp['seconds']:.2f} s = "
+              f"{tp['records_per_s']:,.0f} records/s, {tp['gzip_bytes_per_record']:.0f} gzip bytes/record")
+        bad = stalled_and_failing(server, calls, Path(tmp) / "bad")
+        print("3. Converse with a stalled / failing sink, us per call (median / p99 / max)")
+        for name, row in bad.items():
+            extra = {k: int(v) for k, v in row.items() if not k.endswith("_us")}
+            print(f"   {name:8} {row['median_us']:8.0f} {row['p99_us']:8.0f} {row['max_us']:8.0f}  {extra or ''}")
+        base = bad["tags"]["median_us"]
+        for name in ("stalled", "failing"):
+            ok &= bad[name]["median_us"] < base * (1 + MAX_ADDED_PCT / 100) + 200
+        ok &= bad["stalled"]["dropped"] > 0
+    print("targets met" if ok else "TARGET MISSED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,74 @@
+"""Helpers for prompt-template (completion-style) bodies: turn lists and response text."""
+
+from __future__ import annotations
+
+import re
+
+from logtap.converters.model import Prompt, Role, Text, Turn, Unsupported
+
+
+def build_prompt(system: str, segments: list[tuple[Role, str]], fmt: str) -> Prompt:
+    """A Prompt from (role, text) segments; the last segment may be an empty assistant cue.
+
+    Raises ``assistant-prefill`` when the prompt ends with a non-empty assistant segment (the
+    model continued text the caller wrote, which a conversation dataset cannot express).
+    """
+    if segments and segments[-1][0] == "assistant":
+        if segments[-1][1].strip():
+            raise Unsupported("assistant-prefill", f"{fmt} prompt ends with assistant text")
+        segments = segments[:-1]
+    if not segments:
+        raise Unsupported("unsupported-shape", f"{fmt} prompt has no user turn")
+    turns: list[Turn] = []
+    for role, text in segments:
+        if turns and turns[-1].role == role:
+            raise Unsupported("unsupported-shape", f"{fmt} prompt has two {role} turns in a row")
+        turns.append(Turn(role, (Text(text),)))
+    return Prompt((system,) if system else (), tuple(turns))
+
+
+def completion_text(text: str) -> str:
+    """Generated text with the template's leading whitespace (``" Hello"``, ``"\\n\\nHi"``) removed."""
+    return text.lstrip()
+
+
+def single_turn(text: str) -> Prompt:
+    """A raw prompt with no chat template: one user turn, exactly as sent."""
+    if not text.strip():
+        raise Unsupported("unsupported-shape", "empty prompt")
+    return Prompt((), (Turn("user", (Text(text),)),))
+
+
+_INST = re.compile(r"\[INST\](.*?)\[/INST\]", re.DOTALL)
+_SYS = re.compile(r"^\s*<<SYS>>(.*?)<</SYS>>", re.DOTALL)
+
+
+def _strip_specials(text: str) -> str:
+    return text.replace("<s>", "").replace("</s>", "").strip()
+
+
+def parse_inst(prompt: str, fmt: str) -> Prompt:
+    """``<s>[INST] user [/INST] answer</s><s>[INST] user [/INST]`` (Mistral, Llama 2) into turns.
+
+    A Llama 2 ``<<SYS>>...<</SYS>>`` block at the start of the first instruction is the system prompt.
+    """
+    matches = list(_INST.finditer(prompt))
+    if not matches:
+        return single_turn(prompt)
+    if _strip_specials(prompt[: matches[0].start()]):
+        raise Unsupported("unsupported-shape", f"{fmt} prompt has text before the first [INST]")
+    system = ""
+    segments: list[tuple[Role, str]] = []
+    for i, m in enumerate(matches):
+        user = m.group(1)
+        if i == 0:
+            sys_match = _SYS.match(user)
+            if sys_match:
+                system = sys_match.group(1).strip()
+                user = user[sys_match.end():]
+        segments.append(("user", user.strip()))
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(prompt)
+        answer = _strip_specials(prompt[m.end(): end])
+        if i + 1 < len(matches) or answer:
+            segments.append(("assistant", answer))
+    return build_prompt(system, segments, fmt)

@@ -1,0 +1,278 @@
+"""``logtap export``: engine records -> normalize -> shape/skip -> dedupe -> max-records -> write -> manifest.
+
+Every matched record ends either written or skipped with exactly one named reason, so
+``matched == written + sum(skipped)`` always holds; the engine's unreadable files and lines are
+``malformed``. Output is deterministic: records arrive ordered by (timestamp, requestId), lines
+are compact JSON in a fixed key order, and the manifest holds no clock time, so the same export
+run twice gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol
+
+import orjson
+
+from logtap._version import __version__
+from logtap.converters import bedrock_conversation, openai_chat
+from logtap.converters.model import Example, Unsupported
+from logtap.converters.normalize import normalize
+from logtap.converters.outputs import Output, write_bytes
+from logtap.converters.shaping import Shaping, shape
+from logtap.converters.validate import MAX_RECORDS, MIN_RECORDS, check_record
+from logtap.errors import DataError, FilterError
+
+log = logging.getLogger("logtap.export")
+
+Format = Literal["bedrock", "openai"]
+WRITERS: dict[str, Callable[[Example], dict[str, Any]]] = {
+    bedrock_conversation.NAME: bedrock_conversation.record,
+    openai_chat.NAME: openai_chat.record,
+}
+
+
+class RecordSource(Protocol):
+    """What export needs from ``logtap.engine.LogSet``."""
+
+    @property
+    def filter(self) -> Any: ...
+
+    @property
+    def report(self) -> Any: ...
+
+    def records(self) -> Iterable[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    output: str
+    shaping: Shaping = field(default_factory=Shaping)
+    format: Format = "bedrock"
+    dedupe: bool = True
+    max_records: int | None = None
+    manifest: str | None = None
+
+
+@dataclass
+class ExportResult:
+    counts: dict[str, Any]
+    request_ids: list[str]
+    sha256: str
+    bytes: int
+    warnings: list[str]
+    manifest: dict[str, Any]
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+
+def prompt_key(example: Example, mode: str) -> bytes:
+    """The dedupe key of an example: a digest of its normalized prompt (system and prompt turns)."""
+    turns = example.turns[:-1] if mode == "prompt-response" else example.turns
+    doc = bedrock_conversation.record(Example(example.system, turns))
+    return hashlib.blake2b(orjson.dumps(doc), digest_size=16).digest()
+
+
+def _filter_doc(flt: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None, str | None]:
+    """(Bedrock document or None, logtap's own form, why Bedrock cannot express it)."""
+    if flt is None:
+        return None, None, None
+    from logtap.filters import to_bedrock
+
+    own = flt.to_json() if hasattr(flt, "to_json") else None
+    try:
+        return to_bedrock(flt), own, None
+    except FilterError as exc:
+        return None, own, str(exc)
+
+
+def _report_value(report: Any, name: str, default: Any = 0) -> Any:
+    return getattr(report, name, default) if report is not None else default
+
+
+def _problems(report: Any) -> list[dict[str, Any]]:
+    out = []
+    for p in _report_value(report, "problems", []) or []:
+        out.append({"file": getattr(p, "file", None), "line": getattr(p, "line", None),
+                    "reason": getattr(p, "reason", str(p))})
+    return out
+
+
+def export_records(
+    logs: RecordSource,
+    options: ExportOptions,
+    *,
+    sources: Sequence[str] = (),
+    s3_client: Any = None,
+) -> ExportResult:
+    """Run the export over ``logs`` (a ``LogSet``) and write the output and manifest."""
+    shaping = options.shaping
+    writer = WRITERS[options.format]
+    rules = shaping.rules
+    skipped: Counter[str] = Counter()
+    request_ids: list[str] = []
+    seen: set[bytes] = set()
+    source_files: set[str] = set()
+    matched = 0
+    duplicates = 0
+    with Output(options.output, s3_client=s3_client) as out:
+        for rec in logs.records():
+            matched += 1
+            src = rec.get("_source")
+            if isinstance(src, dict) and src.get("file"):
+                source_files.add(str(src["file"]))
+            try:
+                conv = normalize(rec)
+                example = shape(conv, shaping)
+                doc = writer(example)
+                if options.format == "bedrock":
+                    problems = check_record(doc, rules)
+                    if problems:
+                        raise Unsupported("fails-validation", problems[0])
+            except Unsupported as exc:
+                skipped[exc.reason] += 1
+                log.debug("skipped %s: %s", rec.get("requestId"), exc)
+                continue
+            if options.dedupe:
+                key = prompt_key(example, shaping.mode)
+                if key in seen:
+                    skipped["duplicate"] += 1
+                    duplicates += 1
+                    continue
+                seen.add(key)
+            if options.max_records is not None and len(request_ids) >= options.max_records:
+                skipped["over-max-records"] += 1
+                continue
+            out.write(orjson.dumps(doc) + b"\n")
+            request_ids.append(str(rec.get("requestId") or ""))
+    report = logs.report
+    written = len(request_ids)
+    warnings: list[str] = []
+    if written < MIN_RECORDS:
+        warnings.append(f"{written} records written: Bedrock recommends at least {MIN_RECORDS} for distillation")
+    if written > MAX_RECORDS:
+        warnings.append(f"{written} records written: a distillation job takes at most {MAX_RECORDS}; "
+                        f"use --max-records {MAX_RECORDS}")
+    if options.max_records is not None and options.max_records > MAX_RECORDS:
+        warnings.append(f"--max-records {options.max_records} is above Bedrock's {MAX_RECORDS} limit")
+    counts: dict[str, Any] = {
+        "scanned": int(_report_value(report, "scanned", matched)),
+        "matched": matched,
+        "written": written,
+        "malformed": int(_report_value(report, "malformed", 0)),
+        "skipped": dict(sorted(skipped.items())),
+    }
+    bedrock_filter, own_filter, why = _filter_doc(logs.filter)
+    report_files = _report_value(report, "files", None)
+    manifest: dict[str, Any] = {
+        "logtapVersion": __version__,
+        "sources": list(sources),
+        "sourceObjects": sorted(source_files),
+        "filesScanned": report_files if isinstance(report_files, int) else None,
+        "filter": bedrock_filter,
+        "localFilter": own_filter if why else None,
+        "filterNotExpressible": why,
+        "mode": shaping.mode,
+        "format": options.format,
+        "options": {
+            **{k: v for k, v in asdict(shaping).items() if k != "mode"},
+            "dedupe": options.dedupe,
+            "maxRecords": options.max_records,
+            "studentRules": rules.name,
+        },
+        "counts": counts,
+        "dedupe": {"enabled": options.dedupe, "dropped": duplicates},
+        "warnings": warnings,
+        "scanSkipped": dict(sorted((_report_value(report, "skipped", {}) or {}).items())),
+        "problems": _problems(report),
+        "outputs": [{"path": options.output, "sha256": out.sha256.hexdigest(), "bytes": out.size,
+                     "records": written}],
+        "requestIds": request_ids,
+    }
+    if options.manifest:
+        data = orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n"
+        write_bytes(options.manifest, data, s3_client=s3_client)
+    return ExportResult(counts, request_ids, out.sha256.hexdigest(), out.size, warnings, manifest,
+                        manifest["problems"])
+
+
+_prompt_key = prompt_key  # older name, used by logtap.distill
+
+
+def counts_table(counts: dict[str, Any]) -> str:
+    """The counts as an aligned two-column text table (for the CLI and the demo)."""
+    rows: list[tuple[str, str]] = [(k, str(counts[k])) for k in ("scanned", "matched", "written", "malformed")]
+    for reason, n in counts["skipped"].items():
+        rows.append((f"skipped: {reason}", str(n)))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v.rjust(8)}" for k, v in rows)
+
+
+def export(
+    sources: Sequence[str],
+    *,
+    output: str,
+    mode: Literal["prompt-only", "prompt-response"] = "prompt-response",
+    format: Format = "bedrock",
+    teacher: str | None = None,
+    student: str | None = None,
+    dedupe: bool = True,
+    max_records: int | None = None,
+    manifest: str | None = None,
+    multi_turn: str | None = None,
+    tool_use: str | None = None,
+    media: str | None = None,
+    reasoning: str | None = None,
+    keep_truncated: bool | None = None,
+    filter: Any = None,
+    where: Sequence[str] = (),
+    since: Any = None,
+    until: Any = None,
+    models: Sequence[str] = (),
+    operations: Sequence[str] = (),
+    session: Any = None,
+    profile: str | None = None,
+    region: str | None = None,
+    progress: bool = False,
+) -> ExportResult:
+    """Export invocation logs to a training file (the Python form of ``logtap export``).
+
+    ``output`` and ``manifest`` are local paths or ``s3://bucket/key``. Per-student defaults come
+    from ``Shaping.for_student(student)``; ``multi_turn`` / ``tool_use`` / ``media`` /
+    ``reasoning`` / ``keep_truncated`` override them.
+    """
+    from logtap.engine import open_logs
+
+    with open_logs(list(sources), filter=filter, where=where, since=since, until=until, models=models,
+                   operations=operations, session=session, profile=profile, region=region,
+                   progress=progress) as logs:
+        return run(logs, sources=sources, output=output, mode=mode, format=format, teacher=teacher,
+                   student=student, dedupe=dedupe, max_records=max_records, manifest=manifest,
+                   multi_turn=multi_turn, tool_use=tool_use, media=media, reasoning=reasoning,
+                   keep_truncated=keep_truncated, session=session, profile=profile, region=region)
+
+
+def run(logs: RecordSource, *, sources: Sequence[str], output: str, mode: str, format: str = "bedrock",
+        teacher: str | None = None, student: str | None = None, dedupe: bool = True,
+        max_records: int | None = None, manifest: str | None = None, multi_turn: str | None = None,
+        tool_use: str | None = None, media: str | None = None, reasoning: str | None = None,
+        keep_truncated: bool | None = None, session: Any = None, profile: str | None = None,
+        region: str | None = None) -> ExportResult:
+    """``export_records`` with options given as keywords (what the CLI and ``export`` call)."""
+    if format not in WRITERS:
+        raise DataError(f"unknown format {format!r}; choose from {', '.join(sorted(WRITERS))}")
+    if max_records is not None and max_records < 0:
+        raise DataError("--max-records must be 0 or more")
+    shaping = Shaping.for_student(student, mode=mode, teacher=teacher, multi_turn=multi_turn, tool_use=tool_use,
+                                  media=media, reasoning=reasoning, keep_truncated=keep_truncated)
+    s3_client = None
+    if output.startswith("s3://") or (manifest or "").startswith("s3://"):
+        from logtap.s3creds import S3Clients, make_session
+
+        s3_client = S3Clients(make_session(session, profile, region), region)()
+    opts = ExportOptions(output=output, shaping=shaping, format=format,  # type: ignore[arg-type]
+                         dedupe=dedupe, max_records=max_records, manifest=manifest)
+    return export_records(logs, opts, sources=sources, s3_client=s3_client)

@@ -1,0 +1,71 @@
+"""Meta Llama InvokeModel bodies: ``prompt`` in the Llama 3 header template or Llama 2 ``[INST]``.
+
+Llama 3: ``<|start_header_id|>ROLE<|end_header_id|>\\n\\nTEXT<|eot_id|>`` segments (system, user,
+assistant); a prompt ending with an empty assistant header is the usual generation cue. Llama 2:
+``<s>[INST] <<SYS>>...<</SYS>> user [/INST] answer </s>``. A prompt with no template is one user
+turn. Response: ``{"generation", "stop_reason", "prompt_token_count", "generation_token_count"}``;
+streamed as an array of chunks with ``generation`` fragments.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from logtap.converters._text import build_prompt, completion_text, parse_inst, single_turn
+from logtap.converters.model import Prompt, Response, Role, Text, Turn, Unsupported
+from logtap.converters.registry import register
+from logtap.converters.streams import as_int, chunk_list, guardrail_intervened, metrics_tokens
+
+_HEADER = re.compile(r"<\|start_header_id\|>(.*?)<\|end_header_id\|>(.*?)(?=<\|start_header_id\|>|$)", re.DOTALL)
+_SPECIALS = re.compile(r"<\|(?:begin_of_text|eot_id|end_of_text|eom_id)\|>")
+
+
+@register("request", "llama")
+def llama_request(body: dict[str, Any]) -> Prompt:
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str):
+        raise Unsupported("unsupported-shape", "prompt is not a string")
+    if "<|start_header_id|>" not in prompt:
+        return parse_inst(prompt, "Llama 2") if "[INST]" in prompt else single_turn(prompt)
+    first = prompt.index("<|start_header_id|>")
+    if _SPECIALS.sub("", prompt[:first]).strip():
+        raise Unsupported("unsupported-shape", "Llama 3 prompt has text before the first header")
+    system_parts: list[str] = []
+    segments: list[tuple[Role, str]] = []
+    for m in _HEADER.finditer(prompt):
+        role, text = m.group(1).strip(), _SPECIALS.sub("", m.group(2)).strip()
+        if role == "system":
+            if segments:
+                raise Unsupported("unsupported-shape", "Llama 3 system header after a turn")
+            system_parts.append(text)
+        elif role in ("user", "assistant"):
+            segments.append((role, text))  # type: ignore[arg-type]
+        elif role in ("ipython", "tool"):
+            raise Unsupported("tool-use", f"Llama 3 {role} turn")
+        else:
+            raise Unsupported("unsupported-shape", f"Llama 3 role {role!r}")
+    return build_prompt("\n\n".join(system_parts), segments, "Llama 3")
+
+
+def _response(text: str, stop: Any, tin: int | None, tout: int | None, guard: bool) -> Response:
+    text = completion_text(text)
+    return Response(Turn("assistant", (Text(text),)) if text else None,
+                    stop if isinstance(stop, str) else None, tin, tout, guard)
+
+
+@register("response", "llama")
+def llama_response(body: Any) -> Response:
+    if not isinstance(body, dict) or not isinstance(body.get("generation", ""), str):
+        raise Unsupported("unsupported-shape", "Llama output")
+    return _response(body.get("generation", ""), body.get("stop_reason"), as_int(body.get("prompt_token_count")),
+                     as_int(body.get("generation_token_count")), guardrail_intervened(body))
+
+
+@register("stream", "llama")
+def llama_stream(body: Any) -> Response:
+    chunks = chunk_list(body)
+    text = "".join(c.get("generation") or "" for c in chunks)
+    stop = next((c["stop_reason"] for c in reversed(chunks) if c.get("stop_reason")), None)
+    tin, tout = metrics_tokens(chunks)
+    return _response(text, stop, tin, tout, guardrail_intervened(chunks))

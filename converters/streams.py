@@ -1,0 +1,50 @@
+"""Shared pieces for InvokeModelWithResponseStream chunk arrays.
+
+Bedrock logs a streamed InvokeModel response as a JSON array of the decoded chunk payloads, in
+order; the last one carries ``amazon-bedrock-invocationMetrics``. Each provider module registers
+its own ``("stream", fmt)`` reassembler; these helpers are what they share.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from logtap.converters.model import Unsupported
+
+METRICS_KEY = "amazon-bedrock-invocationMetrics"
+GUARDRAIL_ACTION_KEY = "amazon-bedrock-guardrailAction"
+
+
+def chunk_list(body: Any) -> list[dict[str, Any]]:
+    """The dict chunks of a logged stream (``"[DONE]"`` markers dropped); others are an error."""
+    if not isinstance(body, list):
+        raise Unsupported("unsupported-shape", "streamed output is not a chunk array")
+    chunks: list[dict[str, Any]] = []
+    for item in body:
+        if isinstance(item, dict):
+            chunks.append(item)
+        elif item == "[DONE]":
+            continue
+        else:
+            raise Unsupported("unsupported-shape", f"stream chunk of type {type(item).__name__}")
+    return chunks
+
+
+def as_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def metrics_tokens(chunks: list[dict[str, Any]]) -> tuple[int | None, int | None]:
+    """(input, output) token counts from the last chunk carrying invocation metrics."""
+    for chunk in reversed(chunks):
+        metrics = chunk.get(METRICS_KEY)
+        if isinstance(metrics, dict):
+            return as_int(metrics.get("inputTokenCount")), as_int(metrics.get("outputTokenCount"))
+    return None, None
+
+
+def guardrail_intervened(obj: Any) -> bool:
+    """True when an InvokeModel body (or any stream chunk) says a guardrail intervened."""
+    if isinstance(obj, list):
+        return any(guardrail_intervened(c) for c in obj)
+    return isinstance(obj, dict) and obj.get(GUARDRAIL_ACTION_KEY) == "INTERVENED"

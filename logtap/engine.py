@@ -1,0 +1,645 @@
+"""The invocation-log query engine: DuckDB over gzipped JSON lines, local or on S3.
+
+``open_logs(...)`` resolves the sources to a file list (pruned by time), and returns a ``LogSet``
+whose methods run one DuckDB scan each. The record envelope has an explicit schema; bodies stay
+``JSON`` (never auto-detected). A file DuckDB cannot parse is re-read by a tolerant Python reader
+that reports each bad line and a truncated gzip member, keeps the good lines, and the scan runs
+again without it; rows missing required fields are reported and counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import weakref
+import zlib
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from logtap import offload
+from logtap.errors import DataError, LogtapError
+from logtap.filters import Filter, combine, parse_where
+from logtap.models import normalize_model_id, sql_normalized_model_id
+from logtap.progress import Progress
+from logtap.s3creds import DuckDBSecret, S3Clients, make_session
+from logtap.sources import LogFile, resolve, split_s3
+from logtap.timerange import TimeRange
+
+if TYPE_CHECKING:  # pragma: no cover
+    import duckdb
+
+REQUIRED = ("requestId", "timestamp", "operation", "modelId")
+_SCALAR = (str, int, float, bool, type(None))
+_INPUT = {"inputContentType": "VARCHAR", "inputBodyJson": "JSON", "inputBodyS3Path": "VARCHAR",
+          "inputTokenCount": "BIGINT", "cacheReadInputTokenCount": "BIGINT", "cacheWriteInputTokenCount": "BIGINT"}
+_OUTPUT = {"outputContentType": "VARCHAR", "outputBodyJson": "JSON", "outputBodyS3Path": "VARCHAR",
+           "outputTokenCount": "BIGINT", "outputVideoS3Path": "VARCHAR"}
+#: The envelope schema. Top-level fields not listed here are not read; nested ones in JSON fields are.
+COLUMNS: dict[str, Any] = {
+    "schemaType": "VARCHAR", "schemaVersion": "VARCHAR", "timestamp": "VARCHAR", "accountId": "VARCHAR",
+    "region": "VARCHAR", "inferenceRegion": "VARCHAR", "requestId": "VARCHAR", "operation": "VARCHAR",
+    "modelId": "VARCHAR", "identity": "JSON", "requestMetadata": "MAP(VARCHAR, VARCHAR)",
+    "input": _INPUT, "output": _OUTPUT, "errorCode": "VARCHAR", "status": "VARCHAR",
+    "performanceConfig": "JSON", "serviceTier": "JSON", "_logtap_line": "BIGINT",
+}
+STATS_KEYS = ("model", "operation", "day", "hour", "region")
+
+
+def _type_sql(t: Any) -> str:
+    if isinstance(t, dict):
+        return "STRUCT(" + ", ".join(f'"{k}" {_type_sql(v)}' for k, v in t.items()) + ")"
+    return str(t)
+
+
+_COLUMNS_SQL = "{" + ", ".join(f"'{k}': '{_type_sql(v)}'" for k, v in COLUMNS.items()) + "}"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something that could not be read: a file, a line in it, or one record."""
+
+    file: str
+    line: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.reason}" if self.line else f"{self.file}: {self.reason}"
+
+
+@dataclass
+class ScanReport:
+    """What one scan read. Complete once ``records()`` / ``count()`` / ``stats()`` has finished."""
+
+    files: int = 0
+    bytes: int = 0
+    scanned: int = 0
+    matched: int = 0
+    malformed: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
+    missing_bodies: int = 0
+
+
+# -- tolerant reader ------------------------------------------------------------------------------
+def _line_problem(obj: Any) -> str | None:
+    """Why DuckDB's typed reader would reject ``obj``, or None."""
+    if not isinstance(obj, dict):
+        return f"not a JSON object (a JSON {type(obj).__name__})"
+    for name, typ in COLUMNS.items():
+        value = obj.get(name)
+        if value is None or typ == "JSON":
+            continue
+        if typ == "VARCHAR" and not isinstance(value, _SCALAR):
+            return f"field {name!r} must be a string, got {type(value).__name__}"
+        if name == "requestMetadata" and not (isinstance(value, dict) and all(
+                isinstance(v, _SCALAR) for v in value.values())):
+            return "field 'requestMetadata' must be an object of string values"
+        if isinstance(typ, dict):
+            if not isinstance(value, dict):
+                return f"field {name!r} must be an object, got {type(value).__name__}"
+            for sub, styp in typ.items():
+                v = value.get(sub)
+                if v is None or styp == "JSON":
+                    continue
+                if styp == "BIGINT" and (isinstance(v, bool) or not isinstance(v, int)):
+                    return f"field '{name}.{sub}' must be an integer, got {v!r:.40}"
+                if styp == "VARCHAR" and not isinstance(v, _SCALAR):
+                    return f"field '{name}.{sub}' must be a string"
+    return None
+
+
+def tolerant_copy(data: bytes, name: str, dest: str) -> tuple[int, list[Problem]]:
+    """Copy the readable records of one log file to ``dest`` (NDJSON with ``_logtap_line``)."""
+    problems: list[Problem] = []
+    good = 0
+    lineno = 0
+    if data[:2] == b"\x1f\x8b":
+        decomp = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        chunks: list[bytes] = []
+        rest = data
+        try:
+            while rest:
+                chunks.append(decomp.decompress(rest))
+                if decomp.eof:
+                    rest = decomp.unused_data
+                    decomp = zlib.decompressobj(16 + zlib.MAX_WBITS) if rest else decomp
+                else:
+                    rest = b""
+            truncated = not decomp.eof
+        except zlib.error as exc:
+            truncated = True
+            problems.append(Problem(name, None, f"corrupt gzip data ({exc})"))
+        text = b"".join(chunks)
+    else:
+        text, truncated = data, False
+    lines = text.split(b"\n")
+    if truncated and lines:
+        tail = lines.pop()
+        if tail.strip():
+            problems.append(Problem(name, len(lines) + 1, "truncated gzip member: the last line is incomplete"))
+        elif not problems:
+            problems.append(Problem(name, None, "truncated gzip member after the last complete line"))
+    with open(dest, "wb") as out:
+        for raw in lines:
+            lineno += 1
+            if not raw.strip():
+                continue
+            try:
+                obj = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                problems.append(Problem(name, lineno, f"not valid JSON ({exc})"))
+                continue
+            why = _line_problem(obj)
+            if why:
+                problems.append(Problem(name, lineno, why))
+                continue
+            obj["_logtap_line"] = lineno
+            out.write(orjson.dumps(obj) + b"\n")
+            good += 1
+    return good, problems
+
+
+# -- the log set ----------------------------------------------------------------------------------
+class LogSet:
+    """Invocation-log records selected by sources and filters; each method runs one scan."""
+
+    def __init__(self, files: list[LogFile], skipped: Mapping[str, int], *, filter: Filter | None,
+                 time_range: TimeRange, models: Sequence[str], operations: Sequence[str], clients: S3Clients,
+                 progress: bool = False, s3_mode: str = "prefetch", threads: int | None = None) -> None:
+        self.files = files
+        self.filter = filter
+        self.time_range = time_range
+        self.models = tuple(models)
+        self.operations = tuple(operations)
+        self.progress = progress
+        self.s3_mode = s3_mode
+        self.threads = threads or os.cpu_count() or 2
+        self.report = ScanReport(files=len(files), bytes=sum(f.size for f in files), skipped=dict(skipped))
+        self._skipped = dict(skipped)
+        self._clients = clients
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._tmp = tempfile.mkdtemp(prefix="logtap-")
+        self._finalizer = weakref.finalize(self, shutil.rmtree, self._tmp, True)
+        self._origin: dict[str, str] = {}   # scanned path -> the source it stands for
+        self._paths: list[str] = []
+        self._file_problems: list[Problem] = []
+        self._file_malformed = 0
+        self._secret: DuckDBSecret | None = None
+        self._prepared = False
+
+    # -- life cycle -------------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+        self._finalizer()
+
+    def __enter__(self) -> LogSet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- preparation ------------------------------------------------------------------------------
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            import duckdb
+
+            threads = self.threads
+            if self.s3_mode == "httpfs" and any(f.is_s3 for f in self.files):
+                threads = max(threads, 32)  # I/O concurrency for small objects: HEAD + GET each
+            self._con = duckdb.connect(config={"threads": threads, "preserve_insertion_order": False})
+            self._con.execute("PRAGMA enable_profiling='no_output'")
+        return self._con
+
+    def _prepare(self) -> duckdb.DuckDBPyConnection:
+        con = self._connect()
+        if not self._prepared:
+            s3 = [f for f in self.files if f.is_s3]
+            if s3 and self.s3_mode == "prefetch":
+                self._prefetch(s3)
+            elif s3:
+                self._secret = DuckDBSecret(con, self._clients.session, self._clients.region)
+            for f in self.files:
+                if f.path not in self._origin and not (f.is_s3 and self.s3_mode == "prefetch"):
+                    self._origin[f.path] = f.path
+                    self._paths.append(f.path)
+            self._define_views(con)
+            self._prepared = True
+        if self._secret is not None:
+            self._secret.refresh()
+        return con
+
+    def _prefetch(self, s3: list[LogFile]) -> None:
+        spool = os.path.join(self._tmp, "spool")
+        prog = Progress(self.progress, files=len(s3), total_bytes=sum(f.size for f in s3))
+        done = [0, 0]
+
+        def tick(n: int) -> None:
+            done[0] += 1
+            done[1] += n
+            if done[0] % 20 == 0:
+                prog.message(f"logtap: fetched {done[0]:,}/{len(s3):,} objects ({done[1] / 1e6:,.1f} MB)")
+
+        for uri, result in offload.download_all([f.path for f in s3], spool, self._clients, tick):
+            if isinstance(result, Exception):
+                self._file_problems.append(Problem(uri, None, f"cannot read object: {_short(result)}"))
+                self._file_malformed += 1
+            else:
+                self._origin[result] = uri
+                self._paths.append(result)
+
+    def _bind(self, con: duckdb.DuckDBPyConnection) -> Any:
+        counter = [0]
+
+        def bind(value: Any) -> str:
+            name = f"logtap_p{counter[0]}"
+            counter[0] += 1
+            con.execute(f"SET VARIABLE {name} = ?", [value])
+            return f"getvariable('{name}')"
+
+        return bind
+
+    def _match_sql(self, con: duckdb.DuckDBPyConnection) -> str:
+        bind = self._bind(con)
+        parts = []
+        if self.filter is not None:
+            parts.append(self.filter.compile("requestMetadata", bind))
+        rng = self.time_range
+        if rng.since is not None:
+            parts.append(f"_ts >= {bind(rng.since.replace(tzinfo=None))}::TIMESTAMP")
+        if rng.until is not None:
+            parts.append(f"_ts < {bind(rng.until.replace(tzinfo=None))}::TIMESTAMP")
+        if self.models:
+            wanted = sorted({normalize_model_id(m) for m in self.models})
+            parts.append(f"list_contains({bind(wanted)}::VARCHAR[], {sql_normalized_model_id('modelId')})")
+        if self.operations:
+            parts.append(f"list_contains({bind(list(self.operations))}::VARCHAR[], operation)")
+        return " AND ".join(parts) or "true"
+
+    def _define_views(self, con: duckdb.DuckDBPyConnection) -> None:
+        match = self._match_sql(con)
+        self._set_files(con)
+        con.execute(f"""
+            CREATE OR REPLACE TEMP VIEW _logtap_base AS
+            SELECT *, try_cast("timestamp" AS TIMESTAMP) AS _ts,
+              CASE WHEN requestId IS NULL OR operation IS NULL OR modelId IS NULL
+                        OR try_cast("timestamp" AS TIMESTAMP) IS NULL THEN 'malformed'
+                   WHEN schemaType IS NOT NULL AND schemaType <> 'ModelInvocationLog' THEN 'not-a-log-record'
+                   ELSE 'ok' END AS _class,
+              ({match}) AS _match
+            FROM read_json(getvariable('logtap_files'), format='newline_delimited', columns={_COLUMNS_SQL},
+                           filename=true, maximum_object_size=268435456)""")  # noqa: S608 - no user text
+        con.execute(f"""
+            CREATE OR REPLACE TEMP VIEW logs AS
+            SELECT requestId, _ts AS "timestamp", operation, modelId,
+              {sql_normalized_model_id('modelId')} AS baseModelId,
+              accountId, region, inferenceRegion, requestMetadata,
+              input.inputTokenCount AS inputTokenCount, output.outputTokenCount AS outputTokenCount,
+              input.cacheReadInputTokenCount AS cacheReadInputTokenCount,
+              input.cacheWriteInputTokenCount AS cacheWriteInputTokenCount,
+              input.inputBodyJson AS inputBodyJson, output.outputBodyJson AS outputBodyJson,
+              input.inputBodyS3Path AS inputBodyS3Path, output.outputBodyS3Path AS outputBodyS3Path,
+              identity, identity->>'arn' AS identityArn, errorCode, schemaVersion,
+              coalesce(getvariable('logtap_origin')[filename], filename) AS sourceFile,
+              _logtap_line AS sourceLine
+            FROM _logtap_base WHERE _class = 'ok' AND _match""")  # noqa: S608 - trusted SQL, values bound
+
+    def _set_files(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.execute("SET VARIABLE logtap_files = ?", [self._paths or [self._empty_file()]])
+        # only spool and quarantine paths differ from their source; S3 spool paths map back to s3:// URIs
+        renamed = {p: o for p, o in self._origin.items() if p != o}
+        con.execute("SET VARIABLE logtap_origin = map(?::VARCHAR[], ?::VARCHAR[])",
+                    [list(renamed), list(renamed.values())])
+
+    def _empty_file(self) -> str:
+        path = os.path.join(self._tmp, "empty.jsonl")
+        open(path, "wb").close()
+        return path
+
+    # -- running ----------------------------------------------------------------------------------
+    def _run(self, sql: str, params: Sequence[Any] | None = None) -> duckdb.DuckDBPyConnection:
+        """Execute with quarantine: a file DuckDB cannot read is re-read tolerantly, then retried."""
+        import duckdb
+
+        con = self._prepare()
+        tried: set[str] = set()
+        while True:
+            try:
+                con.execute(sql, params or [])
+                self.report.problems = list(self._file_problems)
+                self.report.malformed = self._file_malformed
+                return con
+            except duckdb.Error as exc:
+                msg = str(exc)
+                hits = [p for p in self._paths if p in msg and p not in tried]
+                if not hits or isinstance(exc, (duckdb.ParserException, duckdb.BinderException,
+                                                duckdb.CatalogException)):
+                    raise DataError(f"query failed: {msg.splitlines()[0]}") from exc
+                path = max(hits, key=len)
+                tried.add(path)
+                self._quarantine(con, path)
+
+    def _quarantine(self, con: duckdb.DuckDBPyConnection, path: str) -> None:
+        origin = self._origin.pop(path, path)
+        index = self._paths.index(path)
+        self._paths.pop(index)
+        try:
+            if path.startswith("s3://"):
+                bucket, key = split_s3(path)
+                data = self._clients().get_object(Bucket=bucket, Key=key)["Body"].read()
+            else:
+                with open(path, "rb") as fh:
+                    data = fh.read()
+        except Exception as exc:
+            self._file_problems.append(Problem(origin, None, f"cannot read file: {_short(exc)}"))
+            self._file_malformed += 1
+            self._set_files(con)
+            return
+        dest = os.path.join(self._tmp, f"quarantine-{len(self._origin)}-{index}.jsonl")
+        good, problems = tolerant_copy(data, origin, dest)
+        self._file_problems.extend(problems)
+        self._file_malformed += len(problems)
+        if good:
+            self._origin[dest] = origin
+            self._paths.insert(index, dest)
+        self._set_files(con)
+
+    def _new_report(self) -> ScanReport:
+        self.report = ScanReport(files=len(self.files), bytes=sum(f.size for f in self.files),
+                                 problems=list(self._file_problems), malformed=self._file_malformed,
+                                 skipped=dict(self._skipped))
+        return self.report
+
+    def _scanned(self, con: duckdb.DuckDBPyConnection) -> int:
+        try:
+            tree = json.loads(con.get_profiling_information())
+        except Exception:
+            return 0
+        total = 0
+        stack = [tree]
+        while stack:
+            node = stack.pop()
+            if node.get("operator_name") == "READ_JSON" or node.get("operator_type") == "READ_JSON":
+                total += int(node.get("operator_cardinality") or 0)
+            stack.extend(node.get("children", []))
+        return total
+
+    def _source(self, filename: str) -> str:
+        return self._origin.get(filename, filename)
+
+    def _bad_row(self, report: ScanReport, cls: str, filename: str, line: int | None, row: Mapping[str, Any]) -> None:
+        if cls == "malformed":
+            missing = [k for k in REQUIRED if row.get(k) is None]
+            reason = ("missing required field(s): " + ", ".join(missing)) if missing else \
+                f"timestamp {row.get('timestamp')!r} is not an ISO 8601 time"
+            report.malformed += 1
+            report.problems.append(Problem(self._source(filename), line, f"record {reason}"))
+        else:
+            report.skipped[cls] = report.skipped.get(cls, 0) + 1
+
+    # -- public API -------------------------------------------------------------------------------
+    def count(self) -> int:
+        """Matching records."""
+        report = self._new_report()
+        sql = """SELECT _class, CASE WHEN _class = 'ok' THEN NULL ELSE filename END,
+                        CASE WHEN _class = 'ok' THEN NULL ELSE _logtap_line END,
+                        CASE WHEN _class = 'ok' THEN NULL ELSE requestId END,
+                        CASE WHEN _class = 'ok' THEN NULL ELSE "timestamp" END,
+                        CASE WHEN _class = 'ok' THEN NULL ELSE operation END,
+                        CASE WHEN _class = 'ok' THEN NULL ELSE modelId END, count(*)
+                 FROM _logtap_base WHERE _class <> 'ok' OR _match GROUP BY ALL"""
+        with Progress(self.progress, files=len(self.files), total_bytes=report.bytes).watch(self._connect()) as p:
+            con = self._run(sql)
+            rows = con.fetchall()
+            report.scanned = self._scanned(con)
+            p.finish(report.scanned)
+        for cls, filename, line, rid, ts, op, model, n in rows:
+            if cls == "ok":
+                report.matched += n
+            else:
+                for _ in range(n):
+                    self._bad_row(report, cls, filename, line,
+                                  {"requestId": rid, "timestamp": ts, "operation": op, "modelId": model})
+        return report.matched
+
+    def stats(self, by: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """Record counts and input/output token sums per group (``model``, ``operation``, ``day``,
+        ``hour``, ``region``, ``tag:KEY``), largest group first."""
+        con = self._prepare()
+        bind = self._bind(con)
+        exprs: list[tuple[str, str]] = []
+        for key in by:
+            if key == "model":
+                exprs.append((key, sql_normalized_model_id("modelId")))
+            elif key == "operation":
+                exprs.append((key, "operation"))
+            elif key == "region":
+                exprs.append((key, "region"))
+            elif key == "day":
+                exprs.append((key, "strftime(_ts, '%Y-%m-%d')"))
+            elif key == "hour":
+                exprs.append((key, "strftime(_ts, '%Y-%m-%dT%H:00Z')"))
+            elif key.startswith("tag:") and len(key) > 4:
+                exprs.append((key, f"requestMetadata[{bind(key[4:])}]"))
+            else:
+                raise LogtapError(f"--by {key!r} is not a grouping: use model, operation, day, hour, region or tag:KEY")
+        groups = "".join(f", CASE WHEN _class = 'ok' THEN {e} END AS g{i}" for i, (_, e) in enumerate(exprs))
+        sql = f"""SELECT _class, CASE WHEN _class = 'ok' THEN NULL ELSE filename END,
+                        CASE WHEN _class = 'ok' THEN NULL ELSE _logtap_line END,
+                        CASE WHEN _class = 'ok' THEN NULL ELSE requestId END,
+                        CASE WHEN _class = 'ok' THEN NULL ELSE "timestamp" END,
+                        CASE WHEN _class = 'ok' THEN NULL ELSE operation END,
+                        CASE WHEN _class = 'ok' THEN NULL ELSE modelId END{groups},
+                        count(*), sum(input.inputTokenCount), sum(output.outputTokenCount)
+                 FROM _logtap_base WHERE _class <> 'ok' OR _match GROUP BY ALL"""  # noqa: S608 - bound values
+        report = self._new_report()
+        with Progress(self.progress, files=len(self.files), total_bytes=report.bytes).watch(con) as p:
+            self._run(sql)
+            rows = con.fetchall()
+            report.scanned = self._scanned(con)
+            p.finish(report.scanned)
+        out: list[dict[str, Any]] = []
+        k = len(exprs)
+        for row in rows:
+            cls, filename, line, rid, ts, op, model = row[:7]
+            n, tin, tout = row[7 + k:]
+            if cls != "ok":
+                for _ in range(n):
+                    self._bad_row(report, cls, filename, line,
+                                  {"requestId": rid, "timestamp": ts, "operation": op, "modelId": model})
+                continue
+            report.matched += n
+            item = {name: row[7 + i] for i, (name, _) in enumerate(exprs)}
+            item.update(records=n, inputTokens=int(tin or 0), outputTokens=int(tout or 0))
+            out.append(item)
+        out.sort(key=lambda d: (-d["records"], *(str(d[name]) for name, _ in exprs)))
+        return out
+
+    def rows(self, columns: Sequence[str] = ("requestId", "timestamp", "operation", "modelId", "requestMetadata",
+                                             "inputTokenCount", "outputTokenCount"),
+             limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """Envelope rows (columns of the ``logs`` view) ordered by timestamp then requestId.
+
+        The timestamp is the logged ISO 8601 string. Bad rows are reported in ``report``.
+        """
+        cols = []
+        for c in columns:
+            if c not in _ROW_COLUMNS:
+                raise LogtapError(f"unknown column {c!r}; choose from {', '.join(_ROW_COLUMNS)}")
+            cols.append(f"{_ROW_COLUMNS[c]} AS \"{c}\"")
+        select = ", ".join(cols)
+        return self._ordered(select, limit, lambda row: dict(zip(columns, row, strict=False)))
+
+    def records(self, limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """Full records as dicts, ordered by (timestamp, requestId), offloaded bodies resolved where
+        fetchable, each with ``"_source": {"file": ..., "line": ... | None}``."""
+        names = [k for k in COLUMNS if k != "_logtap_line"]
+        select = ", ".join(f'"{k}"' for k in names) + ", filename, _logtap_line"
+        return self._ordered(select, limit, None, names=names)
+
+    def _ordered(self, select: str, limit: int | None, convert: Any,
+                 names: Sequence[str] = ()) -> Iterator[dict[str, Any]]:
+        report = self._new_report()
+        sql = f"""SELECT _class, filename, _logtap_line, requestId, "timestamp", operation, modelId, {select}
+                  FROM _logtap_base WHERE (_class = 'ok' AND _match) OR _class <> 'ok'
+                  ORDER BY _class = 'ok', _ts, requestId"""  # noqa: S608 - trusted columns
+        with Progress(self.progress, files=len(self.files), total_bytes=report.bytes).watch(self._connect()) as p:
+            con = self._run(sql)
+            while True:
+                batch = con.fetchmany(1024)
+                if not batch:
+                    break
+                good = []
+                for row in batch:
+                    cls, filename, line, rid, ts, op, model = row[:7]
+                    if cls != "ok":
+                        self._bad_row(report, cls, filename, line,
+                                      {"requestId": rid, "timestamp": ts, "operation": op, "modelId": model})
+                    else:
+                        good.append(row)
+                if limit is not None:
+                    good = good[: max(limit - report.matched, 0)]
+                report.matched += len(good)
+                if convert is not None:
+                    yield from (convert(row[7:]) for row in good)
+                else:
+                    yield from self._to_records(good, names, report)
+            report.scanned = self._scanned(con)
+            p.finish(report.scanned)
+
+    def _to_records(self, rows: list[tuple[Any, ...]], names: Sequence[str],
+                    report: ScanReport) -> Iterator[dict[str, Any]]:
+        records = []
+        jobs: list[tuple[str, str]] = []
+        for row in rows:
+            values = row[7:]
+            rec: dict[str, Any] = {}
+            for name, value in zip(names, values, strict=False):
+                if value is None:
+                    continue
+                if COLUMNS[name] == "JSON":
+                    value = orjson.loads(value)
+                elif isinstance(COLUMNS[name], dict):
+                    value = {k: (orjson.loads(v) if COLUMNS[name][k] == "JSON" else v)
+                             for k, v in value.items() if v is not None}
+                rec[name] = value
+            source = self._source(values[-2])
+            rec["_source"] = {"file": source, "line": values[-1]}
+            for part, key in (("input", "inputBody"), ("output", "outputBody")):
+                body = rec.get(part)
+                if isinstance(body, dict) and body.get(f"{key}S3Path") and f"{key}Json" not in body:
+                    jobs.append((body[f"{key}S3Path"], source))
+            records.append(rec)
+        fetched = offload.fetch_bodies(jobs, self._clients) if jobs else {}
+        for rec in records:
+            for part, key in (("input", "inputBody"), ("output", "outputBody")):
+                body = rec.get(part)
+                if not (isinstance(body, dict) and body.get(f"{key}S3Path") and f"{key}Json" not in body):
+                    continue
+                result = fetched[(body[f"{key}S3Path"], rec["_source"]["file"])]
+                if isinstance(result, Exception):
+                    report.missing_bodies += 1
+                    report.problems.append(Problem(rec["_source"]["file"], rec["_source"]["line"],
+                                                   f"record {rec.get('requestId')}: offloaded {part} body "
+                                                   f"{body[f'{key}S3Path']} unavailable: {_short(result)}"))
+                else:
+                    body[f"{key}Json"] = result
+            yield rec
+
+    def sql(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+            ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run DuckDB SQL in which the view ``logs`` holds the filtered records."""
+        report = self._new_report()
+        con = self._run(query, params)  # type: ignore[arg-type]
+        columns = [d[0] for d in (con.description or [])]
+        rows = con.fetchall()
+        report.scanned = self._scanned(con)
+        return columns, rows
+
+
+_ROW_COLUMNS: dict[str, str] = {
+    "requestId": "requestId", "timestamp": '"timestamp"', "operation": "operation", "modelId": "modelId",
+    "requestMetadata": "requestMetadata", "inputTokenCount": "input.inputTokenCount",
+    "outputTokenCount": "output.outputTokenCount", "accountId": "accountId", "region": "region",
+    "cacheReadInputTokenCount": "input.cacheReadInputTokenCount",
+    "cacheWriteInputTokenCount": "input.cacheWriteInputTokenCount",
+}
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:300]
+
+
+def open_logs(sources: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
+              filter: Filter | Mapping[str, Any] | None = None, where: Sequence[str] = (),
+              since: str | datetime | date | None = None, until: str | datetime | date | None = None,
+              models: Sequence[str] = (), operations: Sequence[str] = (), session: Any = None,
+              profile: str | None = None, region: str | None = None, progress: bool = False,
+              s3_mode: str = "prefetch") -> LogSet:
+    """Select invocation-log records from folders, files or ``s3://`` URIs.
+
+    ``filter`` is a ``Filter`` or a Bedrock ``requestMetadataFilters`` document; ``where`` items
+    (``KEY=VALUE`` / ``KEY!=VALUE``) are AND-ed with it. ``since``/``until`` take ISO 8601 or
+    ``30m``/``12h``/``7d``. ``s3_mode="prefetch"`` (default) fetches S3 objects with 32 GETs in
+    flight and scans them locally; ``"httpfs"`` lets DuckDB read them over HTTP.
+    """
+    if isinstance(sources, (str, os.PathLike)):
+        sources = [sources]
+    srcs = [os.fspath(s) for s in sources]
+    if filter is not None and not isinstance(filter, Filter):
+        filter = Filter.from_json(dict(filter))
+    combined = combine(filter, parse_where(where))
+    rng = TimeRange.parse(since, until)
+    if s3_mode not in ("prefetch", "httpfs"):
+        raise LogtapError(f"s3_mode must be 'prefetch' or 'httpfs', not {s3_mode!r}")
+    needs_s3 = any(s.startswith("s3://") for s in srcs)
+    sess = make_session(session, profile, region) if (needs_s3 or session or profile) else None
+    clients = S3Clients(sess if sess is not None else _LazySession(profile, region), region)
+    resolved = resolve(srcs, rng, clients)
+    return LogSet(resolved.files, Counter(resolved.skipped), filter=combined, time_range=rng, models=models,
+                  operations=operations, clients=clients, progress=progress, s3_mode=s3_mode)
+
+
+class _LazySession:
+    """A boto3 session made only if a local log refers to an offloaded body on S3."""
+
+    def __init__(self, profile: str | None, region: str | None) -> None:
+        self.profile, self.region_name = profile, region
+        self._session: Any = None
+
+    def client(self, *args: Any, **kwargs: Any) -> Any:
+        if self._session is None:
+            self._session = make_session(None, self.profile, self.region_name)
+        return self._session.client(*args, **kwargs)
+
+
+__all__ = ["COLUMNS", "LogSet", "Problem", "ScanReport", "open_logs", "tolerant_copy"]

@@ -1,0 +1,552 @@
+"""Tag every ``bedrock-runtime`` call with ``requestMetadata``: ``instrument`` / ``uninstrument``.
+
+How it hooks botocore: per client, through ``client.meta.events`` (no global patching).
+
+* ``provide-client-params.bedrock-runtime.<Op>`` for Converse, ConverseStream, InvokeModel and
+  InvokeModelWithResponseStream resolves the call's tags (the call's own ``requestMetadata`` >
+  innermost ``logtap.tags`` > outer ``logtap.tags`` > ``instrument(tags=...)``) and puts them in
+  the ``requestMetadata`` parameter: a map for Converse*, a compact JSON string for Invoke*
+  (botocore serializes it to the ``X-Amzn-Bedrock-Request-Metadata`` header).
+* With a botocore too old to know ``requestMetadata`` for Invoke*, ``before-call`` adds the header
+  to the request dict, before botocore signs it, so it is in ``SignedHeaders``.
+* The exact dict sent is stored in botocore's per-request context as
+  ``context["logtap_request_metadata"]`` (absent when no tags are sent); the sink reads it there.
+
+Every hook is a plain synchronous function touching only ``params``/``request``/``context``, so
+aiobotocore's async emitter runs it too. Every hook body runs inside a guard: an internal error is
+logged at WARNING (without tag values) and the call proceeds untouched. Only ``strict=True`` makes
+logtap raise (``TagError``), before any request.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar, cast
+
+from logtap import context as _context
+from logtap.errors import TagError
+from logtap.tagrules import (
+    Problem,
+    TagRules,
+    check_tag,
+    filter_unsafe,
+    json_too_long,
+    rules_from_service_model,
+    too_many,
+    validate,
+)
+
+__all__ = [
+    "CONTEXT_KEY",
+    "HEADER",
+    "instrument",
+    "instrument_session",
+    "is_instrumented",
+    "uninstrument",
+    "uninstrument_session",
+]
+
+log = logging.getLogger("logtap")
+
+SERVICE_ID = "bedrock-runtime"
+CONTEXT_KEY = "logtap_request_metadata"
+HEADER = "X-Amzn-Bedrock-Request-Metadata"
+_HEADER_LOWER = HEADER.lower()
+_PENDING_KEY = "logtap_pending_header"
+_STATE_ATTR = "_logtap_state"
+_SESSION_ATTR = "_logtap_session_settings"
+_SESSION_UNIQUE_ID = "logtap.session"
+CONVERSE_OPS = ("Converse", "ConverseStream")
+INVOKE_OPS = ("InvokeModel", "InvokeModelWithResponseStream")
+_MAX_WARNED = 4096
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+# Instrumented clients with strict=True; `logtap.tags(...)` checks its tags against them on entry.
+_STRICT: weakref.WeakSet[_ClientState] = weakref.WeakSet()
+
+H = TypeVar("H", bound=Callable[..., None])
+
+
+def _strict_checks() -> Iterable[Callable[[Mapping[str, str]], None]]:
+    return [state.check_layer for state in list(_STRICT)]
+
+
+_context._strict_checks = _strict_checks
+
+
+def _guarded(hook: H) -> H:
+    """Run a hook so that no internal error can reach the caller (strict TagError excepted)."""
+
+    @functools.wraps(hook)
+    def guard(self: _ClientState, *args: Any, **kwargs: Any) -> None:
+        try:
+            hook(self, *args, **kwargs)
+        except TagError:
+            if self.strict:
+                raise
+            _internal_error(hook.__name__)
+        except Exception:  # fail open: the caller's call must go on
+            _internal_error(hook.__name__)
+
+    return cast(H, guard)
+
+
+def _internal_error(where: str) -> None:
+    log.warning("logtap: internal error in hook %s; the call proceeds without logtap's changes", where)
+    log.debug("logtap: internal error in hook %s", where, exc_info=True)
+
+
+class _Cache:
+    """The merged ``logtap.tags`` + ``instrument(tags=)`` result for one context stack."""
+
+    __slots__ = ("base", "json", "stack", "version")
+
+    def __init__(self, stack: object, version: int, base: dict[str, str]) -> None:
+        self.stack = stack
+        self.version = version
+        self.base = base
+        self.json: str | None = None
+
+
+class _ClientState:
+    """Per-client settings and hooks, kept on the client as ``client._logtap_state``."""
+
+    def __init__(self, rules: TagRules, invoke_via_param: bool) -> None:
+        self.rules = rules
+        self.invoke_via_param = invoke_via_param
+        self.tags: dict[str, str] = {}
+        self.strict = False
+        self.sink_attached = False
+        self.version = 0
+        self.cache = _Cache(None, -1, {})
+        self.warned: set[tuple[str, str, str]] = set()
+
+    # -- reporting -------------------------------------------------------------------------
+    def report(self, problem: Problem, where: str) -> None:
+        """Raise (strict, dropped problems) or warn once per key and problem."""
+        if problem.dropped and self.strict:
+            raise TagError(f"{where}: tag {problem.key!r}: {problem.message}")
+        marker = (problem.key, problem.code, where)
+        if marker in self.warned:
+            return
+        if len(self.warned) >= _MAX_WARNED:
+            self.warned.clear()
+        self.warned.add(marker)
+        action = "dropped" if problem.dropped else "sent"
+        log.warning("logtap: %s: tag %r %s: %s", where, problem.key, action, problem.message)
+
+    def check_layer(self, layer: Mapping[str, str]) -> None:
+        """Strict entry check for ``logtap.tags(...)``: raise TagError for the first bad tag."""
+        kept, problems = validate(self.rules, layer)
+        for problem in problems:
+            if problem.dropped:
+                raise TagError(f"logtap.tags(...): tag {problem.key!r}: {problem.message}")
+
+    def configure(self, tags: Mapping[Any, Any] | None, strict: bool) -> None:
+        static, problems = validate(self.rules, tags or {})
+        self.strict = strict
+        for problem in problems:
+            self.report(problem, "instrument(tags=...)")
+        self.tags = static
+        self.version += 1
+
+    # -- hooks -----------------------------------------------------------------------------
+    @_guarded
+    def on_converse_params(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        base = _base_tags(self, _context.current_stack())
+        if "requestMetadata" in params:
+            caller = params["requestMetadata"]
+            if not isinstance(caller, Mapping):
+                return  # not ours to fix: botocore reports it exactly as without logtap
+            merged = _merge(self, base, caller)
+            if merged is not caller:
+                params["requestMetadata"] = merged  # a new dict: the caller's own is not mutated
+            context[CONTEXT_KEY] = merged
+        elif base:
+            merged = dict(base)
+            params["requestMetadata"] = merged
+            context[CONTEXT_KEY] = merged
+
+    @_guarded
+    def on_invoke_params(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        base = _base_tags(self, _context.current_stack())
+        if "requestMetadata" in params:
+            raw = params["requestMetadata"]
+            caller = _parse_caller_json(raw)
+            if caller is None:
+                return
+            merged = _merge(self, base, caller)
+            if merged is caller:
+                context[CONTEXT_KEY] = caller  # no tags of ours: sent exactly as the caller wrote it
+                return
+            merged, text = _fit_json(self, merged, caller)
+            params["requestMetadata"] = text
+            context[CONTEXT_KEY] = merged
+        elif base:
+            merged, text = _base_json(self, base)
+            params["requestMetadata"] = text
+            context[CONTEXT_KEY] = merged
+
+    @_guarded
+    def on_invoke_header_params(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        """Old botocore: resolve now (in the caller's context), write the header in before-call."""
+        if "requestMetadata" in params:
+            return  # this botocore rejects the parameter; leave the error to it
+        base = _base_tags(self, _context.current_stack())
+        if base:
+            context[_PENDING_KEY] = _base_json(self, base)
+
+    @_guarded
+    def on_before_call_header(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        pending = context.pop(_PENDING_KEY, None)
+        if pending is None:
+            return
+        merged, text = pending
+        headers: dict[str, Any] = params["headers"]
+        existing = [name for name in headers if name.lower() == _HEADER_LOWER]
+        if existing:
+            caller = _parse_caller_json(headers[existing[0]])
+            if caller is None:
+                return
+            merged, text = _fit_json(self, _merge(self, merged, caller), caller)
+            for name in existing:
+                del headers[name]
+        _put_header(headers, text)
+        context[CONTEXT_KEY] = merged
+
+
+def _base_tags(state: _ClientState, stack: tuple[Mapping[str, str], ...]) -> dict[str, str]:
+    """``logtap.tags`` layers (innermost first) over ``instrument(tags=)``, checked and capped."""
+    cache = state.cache
+    if cache.stack is stack and cache.version == state.version:
+        return cache.base
+    if not stack:
+        merged = dict(state.tags)
+    else:
+        rules = state.rules
+        merged = {}
+        for layer in reversed(stack):
+            for key, value in layer.items():
+                if key in merged:
+                    continue
+                problem = check_tag(rules, key, value)
+                if problem is None and len(merged) >= rules.max_entries:
+                    problem = too_many(rules, key)
+                if problem is not None:
+                    state.report(problem, "logtap.tags(...)")
+                    continue
+                warning = filter_unsafe(key, value)
+                if warning is not None:
+                    state.report(warning, "logtap.tags(...)")
+                merged[key] = value
+        for key, value in state.tags.items():
+            if key in merged:
+                continue
+            if len(merged) >= rules.max_entries:
+                state.report(too_many(rules, key), "instrument(tags=...)")
+                continue
+            merged[key] = value
+    state.cache = _Cache(stack, state.version, merged)
+    return merged
+
+
+def _merge(state: _ClientState, base: Mapping[str, str], caller: Mapping[Any, Any]) -> dict[str, Any]:
+    """The call's own metadata over ``base``. The caller's entries are never changed or dropped."""
+    rules = state.rules
+    for key, value in caller.items():
+        problem = check_tag(rules, key, value)
+        if problem is not None:
+            if not state.strict:  # the caller's own value is sent as given: warn only
+                problem = Problem(problem.key, problem.code,
+                                  problem.message + "; Bedrock will likely reject the call", False)
+            state.report(problem, "requestMetadata of the call")
+    if not base:
+        return caller  # type: ignore[return-value]
+    merged: dict[str, Any] = {**base, **caller}
+    if len(merged) <= rules.max_entries:
+        return merged
+    merged = dict(caller)
+    for key, value in base.items():
+        if key in merged:
+            continue
+        if len(merged) >= rules.max_entries:
+            state.report(too_many(rules, key), "merged with requestMetadata of the call")
+            continue
+        merged[key] = value
+    return merged
+
+
+def _parse_caller_json(raw: object) -> dict[str, Any] | None:
+    """The caller's Invoke ``requestMetadata`` JSON as a dict, or None (left untouched, warned)."""
+    if not isinstance(raw, str):
+        return None  # botocore reports a wrong type exactly as without logtap
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        log.warning(
+            "logtap: the call's requestMetadata is not a JSON object; it is sent untouched and "
+            "logtap adds no tags to this call"
+        )
+        return None
+    return parsed
+
+
+def _dump(metadata: Mapping[str, Any]) -> str:
+    return _ENCODER.encode(metadata)
+
+
+def _base_json(state: _ClientState, base: dict[str, str]) -> tuple[dict[str, str], str]:
+    cache = state.cache
+    if cache.base is base and cache.json is not None:
+        return dict(base), cache.json
+    merged, text = _fit_json(state, dict(base), {})
+    if cache.base is base and len(merged) == len(base):
+        cache.json = text
+    return merged, text
+
+
+def _fit_json(
+    state: _ClientState, merged: dict[str, Any], caller: Mapping[Any, Any]
+) -> tuple[dict[str, Any], str]:
+    """Compact JSON of ``merged``; lowest-precedence non-caller tags go while it is too long."""
+    text = _dump(merged)
+    limit = state.rules.json_max
+    if len(text) <= limit:
+        return merged, text
+    for key in reversed([k for k in merged if k not in caller]):
+        del merged[key]
+        state.report(json_too_long(state.rules, key), "InvokeModel request metadata")
+        text = _dump(merged)
+        if len(text) <= limit:
+            break
+    return merged, text
+
+
+def _put_header(headers: dict[str, Any], text: str) -> None:
+    headers[HEADER] = text
+
+
+# -- public API ------------------------------------------------------------------------------------
+def _service_id(client: Any) -> str:
+    try:
+        service_id: str = client.meta.service_model.service_id.hyphenize()
+    except AttributeError:
+        raise TypeError(
+            f"logtap.instrument() takes a boto3/botocore client, got {type(client).__name__}"
+        ) from None
+    if service_id != SERVICE_ID:
+        raise TypeError(
+            f"logtap.instrument() takes a 'bedrock-runtime' client, got a {service_id!r} client; "
+            "create it with boto3.client('bedrock-runtime')"
+        )
+    return service_id
+
+
+def _state_of(client: Any) -> _ClientState | None:
+    state = vars(client).get(_STATE_ATTR)
+    return state if isinstance(state, _ClientState) else None
+
+
+def is_instrumented(client: Any) -> bool:
+    """True when ``client`` carries logtap's hooks."""
+    return _state_of(client) is not None
+
+
+def _registrations(state: _ClientState) -> list[tuple[str, Callable[..., None], str]]:
+    regs: list[tuple[str, Callable[..., None], str]] = []
+    for op in CONVERSE_OPS:
+        regs.append((f"provide-client-params.{SERVICE_ID}.{op}", state.on_converse_params,
+                     f"logtap.params.{op}"))
+    for op in INVOKE_OPS:
+        if state.invoke_via_param:
+            regs.append((f"provide-client-params.{SERVICE_ID}.{op}", state.on_invoke_params,
+                         f"logtap.params.{op}"))
+        else:
+            regs.append((f"provide-client-params.{SERVICE_ID}.{op}", state.on_invoke_header_params,
+                         f"logtap.params.{op}"))
+            regs.append((f"before-call.{SERVICE_ID}.{op}", state.on_before_call_header,
+                         f"logtap.header.{op}"))
+    return regs
+
+
+def _invoke_knows_param(service_model: Any) -> bool:
+    try:
+        return all(
+            "requestMetadata" in service_model.operation_model(op).input_shape.members for op in INVOKE_OPS
+        )
+    except Exception:  # an operation missing from the model: use the header
+        return False
+
+
+def instrument(
+    client: Any, *, tags: Mapping[str, str] | None = None, sink: Any = None, strict: bool = False
+) -> Any:
+    """Add request-metadata tagging to a ``bedrock-runtime`` client and return the same client.
+
+    ``tags`` apply to every call (lowest precedence). A tag that breaks Bedrock's limits (read from
+    the client's service model) is dropped with one warning on the ``logtap`` logger; with
+    ``strict=True`` it raises ``TagError`` here, in ``logtap.tags(...)`` on entry, or at call time
+    before any request. ``sink`` (a folder or ``s3://`` URI) also writes a client-side invocation
+    log through ``logtap.sink.attach``. Calling it again on the same client replaces the settings
+    (``tags``, ``strict``; a new ``sink`` replaces the old one, ``sink=None`` detaches it); hooks
+    are never registered twice.
+    """
+    _service_id(client)
+    state = _state_of(client)
+    if state is None:
+        service_model = client.meta.service_model
+        new = _ClientState(rules_from_service_model(service_model), _invoke_knows_param(service_model))
+        new.configure(tags, strict)  # may raise TagError (strict) before the client is touched
+        events = client.meta.events
+        for event, handler, unique_id in _registrations(new):
+            events.register(event, handler, unique_id=unique_id)
+        setattr(client, _STATE_ATTR, new)
+        state = new
+    else:
+        # Validate into a scratch state first so a strict TagError leaves the old settings intact.
+        scratch = _ClientState(state.rules, state.invoke_via_param)
+        scratch.warned = state.warned
+        scratch.configure(tags, strict)
+        state.tags, state.strict = scratch.tags, scratch.strict
+        state.version += 1
+    if state.strict:
+        _STRICT.add(state)
+    else:
+        _STRICT.discard(state)
+    if sink is not None:
+        _attach_sink(client, sink)
+        state.sink_attached = True
+    elif state.sink_attached:
+        _detach_sink(client)
+        state.sink_attached = False
+    log.debug("logtap: instrumented a bedrock-runtime client with %d static tags", len(state.tags))
+    return client
+
+
+def uninstrument(client: Any) -> Any:
+    """Remove logtap's hooks (and sink) from ``client``; a no-op for a client never instrumented."""
+    state = _state_of(client)
+    _detach_sink(client)
+    if state is None:
+        return client
+    events = client.meta.events
+    for event, _handler, unique_id in _registrations(state):
+        events.unregister(event, unique_id=unique_id)
+    _STRICT.discard(state)
+    delattr(client, _STATE_ATTR)
+    return client
+
+
+def _attach_sink(client: Any, sink: Any) -> None:
+    from logtap import sink as sink_module
+
+    attach = getattr(sink_module, "attach", None)
+    if attach is None:
+        log.warning("logtap: sink= was given but this logtap has no client-side sink yet; tags still apply")
+        return
+    attach(client, sink)
+
+
+def _detach_sink(client: Any) -> None:
+    from logtap import sink as sink_module
+
+    detach = getattr(sink_module, "detach", None)
+    if detach is not None:
+        detach(client)
+
+
+# -- sessions --------------------------------------------------------------------------------------
+class _SessionSettings:
+    __slots__ = ("sink", "strict", "tags")
+
+    def __init__(self, tags: dict[str, Any] | None, sink: Any, strict: bool) -> None:
+        self.tags = tags
+        self.sink = sink
+        self.strict = strict
+
+
+class _InstrumentOnInit:
+    """Mixin placed first in the bases of bedrock-runtime client classes an instrumented session makes."""
+
+    _logtap_session_settings: _SessionSettings
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        try:
+            settings = type(self)._logtap_session_settings
+            instrument(self, tags=settings.tags, sink=settings.sink, strict=settings.strict)
+        except Exception:  # creating the client must not fail because of logtap
+            log.warning("logtap: could not instrument a new bedrock-runtime client; it works untagged")
+            log.debug("logtap: instrument_session failure", exc_info=True)
+
+
+def _session_emitter(session: Any) -> Any:
+    events = getattr(session, "events", None)  # boto3.Session
+    if events is not None and hasattr(events, "register"):
+        return events
+    get_component = getattr(session, "get_component", None)  # botocore / aiobotocore session
+    if get_component is not None:
+        return get_component("event_emitter")
+    raise TypeError(
+        f"logtap.instrument_session() takes a boto3.Session or botocore session, got {type(session).__name__}"
+    )
+
+
+def _session_rules(session: Any) -> TagRules:
+    """The limits in the model this session's loader finds (sync for botocore and aiobotocore)."""
+    botocore_session = getattr(session, "_session", session)  # boto3.Session wraps a botocore one
+    try:
+        from botocore.model import ServiceModel
+
+        loader = botocore_session.get_component("data_loader")
+        return rules_from_service_model(ServiceModel(loader.load_service_model(SERVICE_ID, "service-2"),
+                                                     service_name=SERVICE_ID))
+    except Exception:  # the documented defaults; each client re-reads its own model anyway
+        return rules_from_service_model(None)
+
+
+def instrument_session(
+    session: Any, *, tags: Mapping[str, str] | None = None, sink: Any = None, strict: bool = False
+) -> Any:
+    """Instrument every ``bedrock-runtime`` client ``session`` creates from now on; returns ``session``.
+
+    Works with ``boto3.Session`` and botocore (or aiobotocore) sessions, through the session's
+    ``creating-client-class`` event. Clients created earlier are not touched. Calling it again
+    updates the settings for clients created afterwards.
+    """
+    emitter = _session_emitter(session)
+    scratch = _ClientState(_session_rules(session), True)
+    scratch.configure(tags, strict)  # strict: TagError now, before any client exists
+    settings = vars(session).get(_SESSION_ATTR)
+    if isinstance(settings, _SessionSettings):
+        settings.tags, settings.sink, settings.strict = dict(tags or {}), sink, strict
+        return session
+    settings = _SessionSettings(dict(tags or {}), sink, strict)
+
+    def add_mixin(class_attributes: dict[str, Any], base_classes: list[type], **_: Any) -> None:
+        try:
+            class_attributes["_logtap_session_settings"] = settings
+            if _InstrumentOnInit not in base_classes:
+                base_classes.insert(0, _InstrumentOnInit)
+        except Exception:
+            _internal_error("instrument_session")
+
+    emitter.register(f"creating-client-class.{SERVICE_ID}", add_mixin, unique_id=_SESSION_UNIQUE_ID)
+    setattr(session, _SESSION_ATTR, settings)
+    return session
+
+
+def uninstrument_session(session: Any) -> Any:
+    """Stop instrumenting new clients of ``session``. Clients it already made stay instrumented."""
+    emitter = _session_emitter(session)
+    emitter.unregister(f"creating-client-class.{SERVICE_ID}", unique_id=_SESSION_UNIQUE_ID)
+    if _SESSION_ATTR in vars(session):
+        delattr(session, _SESSION_ATTR)
+    return session
