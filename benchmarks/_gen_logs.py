@@ -44,7 +44,7 @@ def text(rng: random.Random, lo: int, hi: int) -> str:
 
 def _converse(rng: random.Random, stream: bool) -> tuple[str, dict, dict, int, int]:
     model = rng.choice(MODELS["anthropic"] + MODELS["nova"])
-    p, a = text(rng, 50, 1300), text(rng, 50, 1300)
+    p, a = text(rng, 40, 1000), text(rng, 40, 1000)
     inp = {"messages": [{"role": "user", "content": [{"text": p}]}], "inferenceConfig": {"maxTokens": 1024}}
     if rng.random() < 0.4:
         inp["system"] = [{"text": text(rng, 40, 300)}]
@@ -57,7 +57,7 @@ def _converse(rng: random.Random, stream: bool) -> tuple[str, dict, dict, int, i
 def _invoke(rng: random.Random, stream: bool) -> tuple[str, dict, object, int, int]:
     family = rng.choice(["anthropic", "anthropic", "meta", "nova", "titan", "mistral"])
     model = rng.choice(MODELS[family])
-    p, a = text(rng, 50, 1300), text(rng, 50, 1300)
+    p, a = text(rng, 40, 1000), text(rng, 40, 1000)
     ti, to = len(p) // 4, len(a) // 4
     inp: dict
     out: object

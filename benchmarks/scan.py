@@ -50,12 +50,13 @@ print(n)
 BARE_DUCKDB = r"""
 import duckdb, sys
 con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
 print(con.sql(f"SELECT count(*) FROM read_json('{sys.argv[1]}/**/*.json.gz', format='newline_delimited')").fetchone()[0])
 """
 
 
-def run_case(cmd: list[str]) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS MB of the child, stdout tail)."""
+def run_case(cmd: list[str]) -> tuple[float, float, str, float]:
+    """(wall seconds, peak RSS MB of the child, stdout tail, CPU seconds user+sys)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     out_bytes = 0
@@ -68,7 +69,8 @@ def run_case(cmd: list[str]) -> tuple[float, float, str]:
     wall = time.perf_counter() - start
     if status != 0:
         raise SystemExit(f"case failed: {' '.join(cmd)}")
-    return wall, usage.ru_maxrss / 1024, tail.decode(errors="replace").strip().splitlines()[-1] if tail else ""
+    last = tail.decode(errors="replace").strip().splitlines()[-1] if tail else ""
+    return wall, usage.ru_maxrss / 1024, last, usage.ru_utime + usage.ru_stime
 
 
 def subset(root: Path, fraction: float) -> Path:
@@ -86,9 +88,10 @@ def subset(root: Path, fraction: float) -> Path:
 
 def stats_of(root: Path) -> int:
     """Record count, computed in a child so this process stays small (children inherit peak RSS)."""
-    code = ("import duckdb,sys; print(duckdb.sql(f\"SELECT count(*) FROM read_json('{sys.argv[1]}/**/*.json.gz', "
+    code = ("import duckdb,sys; duckdb.execute('SET enable_progress_bar=false'); print(duckdb.sql(f\"SELECT count(*) FROM read_json('{sys.argv[1]}/**/*.json.gz', "
             "format='newline_delimited', columns={{'requestId': 'VARCHAR'}})\").fetchone()[0])")
-    return int(subprocess.run([PY, "-c", code, str(root)], capture_output=True, text=True, check=True).stdout)
+    out = subprocess.run([PY, "-c", code, str(root)], capture_output=True, text=True, check=True).stdout
+    return int(out.split()[-1])
 
 
 def local_bench(root: Path, raw_bytes: int, runs: int) -> dict[str, object]:
@@ -101,19 +104,25 @@ def local_bench(root: Path, raw_bytes: int, runs: int) -> dict[str, object]:
     }
     times: dict[str, list[float]] = {k: [] for k in cases}
     rss: dict[str, float] = {k: 0.0 for k in cases}
+    cpu: dict[str, list[float]] = {k: [] for k in cases}
     for _ in range(runs):
         for name, cmd in cases.items():  # interleaved
-            wall, peak, _ = run_case(cmd)
+            wall, peak, _, cpu_s = run_case(cmd)
             times[name].append(wall)
+            cpu[name].append(cpu_s)
             rss[name] = max(rss[name], peak)
     result: dict[str, object] = {"records": records, "uncompressed_MB": round(raw_bytes / 1e6, 1)}
     for name in cases:
         med = statistics.median(times[name])
         result[name] = {"seconds": round(med, 3), "MB_per_s": round(raw_bytes / 1e6 / med, 1),
-                        "records_per_s": round(records / med), "peak_rss_MB": round(rss[name], 1)}
+                        "records_per_s": round(records / med), "peak_rss_MB": round(rss[name], 1),
+                        "cpu_seconds": round(statistics.median(cpu[name]), 2)}
     lt = statistics.median(times["logtap_query_jsonl"])
     result["ratio_vs_duckdb"] = round(statistics.median(times["duckdb_bare_count"]) / lt, 3)
     result["ratio_vs_python"] = round(statistics.median(times["python_gzip_json"]) / lt, 2)
+    # on a shared machine CPU seconds are steadier than wall time
+    lc = statistics.median(cpu["logtap_query_jsonl"])
+    result["cpu_ratio_vs_duckdb"] = round(statistics.median(cpu["duckdb_bare_count"]) / lc, 3)
     return result
 
 
@@ -198,7 +207,7 @@ def main() -> int:
           flush=True)
     report: dict[str, object] = {"full": local_bench(root, raw, 1 if args.quick else args.runs)}
     p10 = subset(root, 0.10)
-    _, wall_rss, _ = run_case([*LOGTAP, "query", str(p10), "--where", f"{FILTER_KEY}={FILTER_VALUE}",
+    _, wall_rss, _, _ = run_case([*LOGTAP, "query", str(p10), "--where", f"{FILTER_KEY}={FILTER_VALUE}",
                                "--format", "jsonl", "--quiet"])
     report["logtap_peak_rss_MB_at_10pct"] = round(wall_rss, 1)
     if not args.no_s3:

@@ -3,12 +3,13 @@
     .venv/bin/python benchmarks/sink.py            # 1,000 calls per operation and client
     .venv/bin/python benchmarks/sink.py --quick    # 100 calls (smoke run)
 
-1. Each of the four operations end to end against tests/support/bedrock_server.py (real
-   serialize/sign/HTTP/parse, event streams included; streams are read to the end), three clients
-   interleaved in small blocks so drift hits all alike: ``raw``, ``tags`` (instrumented, no sink)
-   and ``sink`` (instrumented, writing to a folder). The sink's writer thread runs in the same
-   process, so its CPU time (building, gzip) is part of what is measured. Target: the sink adds
-   < 5% to a raw call (median).
+1. Each of the four operations end to end against tests/support/bedrock_server.py, run in its own
+   process (real serialize/sign/HTTP/parse, event streams included; streams are read to the end), four
+   clients interleaved in small blocks so drift hits all alike: ``raw``, ``tags`` (instrumented, no
+   sink), ``sink`` (instrumented, writing to a folder) and ``paused`` (a sink whose writer does
+   nothing during the run: ``paused - tags`` is the sink's cost on the calling thread alone). The
+   sink's writer thread runs in the same process, so its CPU time (building, gzip) and its GIL
+   share are part of ``sink``. Target: the sink adds < 5% to a raw call (median).
 2. Writer throughput: records per second the background writer turns into gzipped files.
 3. A sink whose writes stall (every record blocks the writer) and one whose writes fail: the
    calls' latency stays that of an instrumented client, and records are dropped and counted
@@ -69,10 +70,21 @@ def end_to_end(server: Any, calls: int, folder: Path) -> dict[str, dict[str, flo
     from support.bedrock_fixtures import new_runtime_client
 
     sink = Sink(folder, resolve_account=False)
+    paused = Sink(folder / "paused", resolve_account=False, max_queue=10 * calls + 1000)
+    release = threading.Event()
+    real_build = paused._writer._builder.build
+
+    def wait_then_build(call: Any) -> Any:  # the writer does nothing until the run is over
+        release.wait()
+        return real_build(call)
+
+    paused._writer._builder.build = wait_then_build  # type: ignore[method-assign]
+    paused._writer.batch_interval = 3600.0
     clients = {
         "raw": new_runtime_client(server.url),
         "tags": logtap.instrument(new_runtime_client(server.url), tags=TAGS),
         "sink": logtap.instrument(new_runtime_client(server.url), tags=TAGS, sink=sink),
+        "paused": logtap.instrument(new_runtime_client(server.url), tags=TAGS, sink=paused),
     }
     results: dict[str, dict[str, float]] = {}
     for operation in ("Converse", "InvokeModel", "ConverseStream", "InvokeModelWithResponseStream"):
@@ -81,18 +93,111 @@ def end_to_end(server: Any, calls: int, folder: Path) -> dict[str, dict[str, flo
         samples: dict[str, list[float]] = {name: [] for name in clients}
         names = list(clients)
         for block in range(calls // BLOCK):
-            order = names[block % 3:] + names[: block % 3]
+            order = names[block % len(names):] + names[: block % len(names)]
             for name in order:
                 samples[name] += timed(clients[name], operation, BLOCK)
         row = {name: statistics.median(values) for name, values in samples.items()}
         row["added_us"] = row["sink"] - row["raw"]
         row["added_pct"] = 100 * row["added_us"] / row["raw"]
-        row["vs_tags_pct"] = 100 * (row["sink"] - row["tags"]) / row["tags"]
+        row["calling_us"] = row["paused"] - row["tags"]
         results[operation] = row
     assert sink.flush(60)
     results["_stats"] = {k: float(v) for k, v in sink.stats.items()}
     sink.close(10)
+    release.set()
+    paused.close(60)
     return results
+
+
+class _Raw:
+    """What botocore's EventStream reads: ``.stream()`` yielding the HTTP body's chunks."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+
+    def stream(self) -> Any:
+        return iter(self.chunks)
+
+    def close(self) -> None:
+        pass
+
+
+def hook_costs(n: int) -> dict[str, float]:
+    """Microseconds the sink's hooks add on the calling thread per call, without HTTP (median).
+
+    The hooks run exactly as botocore calls them, on real parsed responses: Converse, InvokeModel
+    (the body is read by the hook and replayed), and the two streams, where the baseline is the
+    same events read through botocore's own EventStream. The writer is paused, so only the
+    calling thread's work is measured.
+    """
+    import io
+    from types import SimpleNamespace
+
+    from botocore.eventstream import EventStream
+    from botocore.parsers import EventStreamJSONParser
+    from botocore.response import StreamingBody
+
+    from logtap.sink import Sink, attach
+    from support.bedrock_fixtures import new_runtime_client
+    from support.bedrock_server import converse_stream_reply, invoke_stream_reply
+
+    paused = Sink(tempfile.mkdtemp(), resolve_account=False, max_queue=10 * n + 100)
+    release = threading.Event()
+    paused._writer.batch_interval = 3600.0
+    real_build = paused._writer._builder.build
+    paused._writer._builder.build = lambda call: (release.wait(), real_build(call))[1]  # type: ignore[method-assign]
+    client = new_runtime_client("http://127.0.0.1:9")
+    attach(client, paused)
+    hooks = client._logtap_call_hooks
+    model = client.meta.service_model
+    converse = {"output": {"message": {"role": "assistant", "content": [{"text": "Refunds within 30 days."}]}},
+                "stopReason": "end_turn", "usage": {"inputTokens": 12, "outputTokens": 7, "totalTokens": 19},
+                "metrics": {"latencyMs": 42}, "ResponseMetadata": {"RequestId": "r", "HTTPStatusCode": 200}}
+    invoke_body = json.dumps({"content": [{"type": "text", "text": "Refunds within 30 days."}],
+                              "usage": {"input_tokens": 12, "output_tokens": 7}}).encode()
+    ok = SimpleNamespace(status_code=200, headers={"x-amzn-bedrock-input-token-count": "12",
+                                                   "x-amzn-bedrock-output-token-count": "7"})
+    streams = {
+        "ConverseStream": ("stream", [e.encode() for e in converse_stream_reply().events or []]),
+        "InvokeModelWithResponseStream": ("body", [e.encode() for e in invoke_stream_reply().events or []]),
+    }
+    parser = EventStreamJSONParser()
+    out: dict[str, float] = {}
+    for operation in ("Converse", "InvokeModel", "ConverseStream", "InvokeModelWithResponseStream"):
+        op_model = model.operation_model(operation)
+        with_hooks, without = [], []
+        for _ in range(n):
+            params: dict[str, Any] = {"modelId": NOVA, "messages": MESSAGES} if "Converse" in operation else {
+                "modelId": CLAUDE, "body": BODY}
+            context: dict[str, Any] = {"logtap_request_metadata": TAGS}
+            if operation == "Converse":
+                parsed: dict[str, Any] = dict(converse)
+            elif operation == "InvokeModel":
+                parsed = {"body": StreamingBody(io.BytesIO(invoke_body), len(invoke_body)),
+                          "ResponseMetadata": {"RequestId": "r"}}
+            else:
+                field, chunks = streams[operation]
+                shape = op_model.output_shape.members[field]
+                parsed = {field: EventStream(_Raw(chunks), shape, parser, operation),
+                          "ResponseMetadata": {"RequestId": "r"}}
+                plain = EventStream(_Raw(chunks), shape, parser, operation)
+                start = time.perf_counter_ns()
+                for _event in plain:
+                    pass
+                without.append((time.perf_counter_ns() - start) / 1000)
+            start = time.perf_counter_ns()
+            hooks.before(params=params, context=context)
+            hooks.after(http_response=ok, parsed=parsed, model=op_model, context=context)
+            if operation == "InvokeModel":
+                parsed["body"].read()
+            elif operation != "Converse":
+                for _event in parsed[field]:
+                    pass
+            with_hooks.append((time.perf_counter_ns() - start) / 1000)
+        out[operation] = statistics.median(with_hooks) - (statistics.median(without) if without else 0.0)
+    release.set()
+    paused.close(60)
+    return out
 
 
 def writer_throughput(records: int, folder: Path) -> dict[str, float]:
@@ -162,23 +267,56 @@ def stalled_and_failing(server: Any, calls: int, folder: Path) -> dict[str, dict
     return out
 
 
+SERVER = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from support.bedrock_server import BedrockServer
+server = BedrockServer().start()
+print(server.url, flush=True)
+sys.stdin.read()
+"""
+
+
+class ServerProcess:
+    """The local endpoint in its own process, so it does not compete with the client for the GIL."""
+
+    def __enter__(self) -> ServerProcess:
+        import subprocess
+
+        self.proc = subprocess.Popen([sys.executable, "-c", SERVER.format(tests=str(ROOT / "tests"))],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().strip()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(10)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a small smoke run")
+    parser.add_argument("--calls", type=int, default=0, help="calls per client and operation (default 1000)")
     args = parser.parse_args(argv)
-    calls = 100 if args.quick else 1000
-    from support.bedrock_server import BedrockServer
-
+    calls = args.calls or (100 if args.quick else 1000)
     ok = True
-    with tempfile.TemporaryDirectory() as tmp, BedrockServer() as server:
+    costs = hook_costs(2000 if args.quick else 20000)
+    print("0. sink hooks on the calling thread, no HTTP (median us per call; streams: minus botocore's own"
+          " event parsing)")
+    for operation, cost in costs.items():
+        print(f"   {operation:32} {cost:6.1f} us")
+    with tempfile.TemporaryDirectory() as tmp, ServerProcess() as server:
         e2e = end_to_end(server, calls, Path(tmp) / "e2e")
         print(f"1. end to end, median us per call ({calls} calls per client, interleaved blocks of {BLOCK})")
-        print(f"   {'operation':32} {'raw':>8} {'tags':>8} {'sink':>8} {'sink-raw':>9} {'% of raw':>9}")
+        print(f"   {'operation':30} {'raw':>6} {'tags':>6} {'sink':>6} {'paused':>6} {'sink-raw':>9} "
+              f"{'% of raw':>9} {'calling thread':>15}")
         for operation, row in e2e.items():
             if operation.startswith("_"):
                 continue
-            print(f"   {operation:32} {row['raw']:8.0f} {row['tags']:8.0f} {row['sink']:8.0f} "
-                  f"{row['added_us']:9.0f} {row['added_pct']:8.1f}%")
+            print(f"   {operation:30} {row['raw']:6.0f} {row['tags']:6.0f} {row['sink']:6.0f} {row['paused']:6.0f} "
+                  f"{row['added_us']:9.0f} {row['added_pct']:8.1f}% {row['calling_us']:12.0f} us")
             ok &= row["added_pct"] < MAX_ADDED_PCT
         print(f"   sink stats: {json.dumps({k: int(v) for k, v in e2e['_stats'].items()})}")
         tp = writer_throughput(2000 if args.quick else 20000, Path(tmp) / "tp")

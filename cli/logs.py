@@ -83,8 +83,12 @@ def query(limit: int | None, fmt: str, **kwargs: Any) -> None:
       logtap query s3://my-logs/AWSLogs --model anthropic.claude-3-haiku-20240307-v1:0 --format jsonl
     """
     with open_from_cli(kwargs) as logs:
-        rows = (tuple(r.values()) for r in logs.rows(QUERY_COLUMNS, limit=limit))
-        render(QUERY_COLUMNS, rows, fmt)
+        if fmt == "jsonl":
+            write = sys.stdout.write
+            for line in logs.json_lines(QUERY_COLUMNS, limit=limit):
+                write(line + "\n")
+        else:
+            render(QUERY_COLUMNS, (tuple(r.values()) for r in logs.rows(QUERY_COLUMNS, limit=limit)), fmt)
         report_problems(logs.report)
 
 

@@ -76,6 +76,13 @@ def prompt_key(example: Example, mode: str) -> bytes:
     return hashlib.blake2b(orjson.dumps(doc), digest_size=16).digest()
 
 
+def _doc_key(doc: dict[str, Any], mode: str) -> bytes:
+    """``prompt_key`` computed from an already written record (either writer's shape)."""
+    messages = doc["messages"]
+    prompt = messages[:-1] if mode == "prompt-response" else messages
+    return hashlib.blake2b(orjson.dumps([doc.get("system"), prompt]), digest_size=16).digest()
+
+
 def _filter_doc(flt: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None, str | None]:
     """(Bedrock document or None, logtap's own form, why Bedrock cannot express it)."""
     if flt is None:
@@ -137,7 +144,7 @@ def export_records(
                 log.debug("skipped %s: %s", rec.get("requestId"), exc)
                 continue
             if options.dedupe:
-                key = prompt_key(example, shaping.mode)
+                key = _doc_key(doc, shaping.mode)
                 if key in seen:
                     skipped["duplicate"] += 1
                     duplicates += 1

@@ -9,6 +9,7 @@ and not fetched gets ``response=None`` and ``meta["no_response"]`` naming why.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
 # Importing the converter modules registers them.
@@ -26,6 +27,8 @@ from logtap.converters import (  # noqa: F401
 from logtap.converters.model import Conversation, Unsupported
 from logtap.converters.registry import detect_format, lookup
 from logtap.models import model_family
+
+_family = lru_cache(maxsize=1024)(model_family)
 
 OPERATIONS = frozenset({"Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream"})
 
@@ -55,7 +58,7 @@ def normalize(record: dict[str, Any]) -> Conversation:
         raise Unsupported("body-unavailable", "input body offloaded to S3 and not fetched")
     if body is None or not isinstance(body, dict):
         raise Unsupported("unsupported-shape", "request body is missing or not an object")
-    fmt = detect_format(operation, model_family(model_id), body)
+    fmt = detect_format(operation, _family(model_id), body)
     prompt = lookup("request", fmt)(body)
     meta: dict[str, Any] = {}
     response = None

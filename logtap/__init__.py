@@ -21,6 +21,7 @@ _LAZY: dict[str, str] = {
     "instrument": "logtap.middleware",
     "uninstrument": "logtap.middleware",
     "instrument_session": "logtap.middleware",
+    "uninstrument_session": "logtap.middleware",
     "tags": "logtap.context",
     "current_tags": "logtap.context",
     "flush": "logtap.sink",
@@ -45,13 +46,14 @@ __all__ = [
     "open_logs",
     "tags",
     "uninstrument",
+    "uninstrument_session",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
     from logtap.context import current_tags, tags
     from logtap.engine import LogSet, open_logs
     from logtap.filters import Filter
-    from logtap.middleware import instrument, instrument_session, uninstrument
+    from logtap.middleware import instrument, instrument_session, uninstrument, uninstrument_session
     from logtap.sink import flush
 
 

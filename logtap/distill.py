@@ -222,11 +222,24 @@ def export_classifier(*, teacher: str, student: str) -> Classifier:
     from logtap.converters.validate import check_record
 
     shapings = {m: Shaping.for_student(student, mode=m, teacher=teacher) for m in MODES}
+    # The plan asks for each mode in turn with the same record: normalize it once.
+    last: list[Any] = [None, None]
+
+    def normalized(record: Mapping[str, Any]) -> Any:
+        if last[0] is not record:
+            try:
+                last[1] = normalize(dict(record))
+            except Unsupported as exc:
+                last[1] = exc
+            last[0] = record
+        if isinstance(last[1], Unsupported):
+            raise last[1]
+        return last[1]
 
     def classify(record: Mapping[str, Any], mode: Mode) -> tuple[str | None, bytes | None]:
         shaping = shapings[mode]
         try:
-            example = shape(normalize(dict(record)), shaping)
+            example = shape(normalized(record), shaping)
             problems = check_record(bedrock_conversation.record(example), shaping.rules)
             if problems:
                 return "fails-validation", None
@@ -279,7 +292,7 @@ def plan_distillation(
         tokens_in = _int((rec.get("input") or {}).get("inputTokenCount"))
         tokens_out = _int((rec.get("output") or {}).get("outputTokenCount"))
         for mode, mp in plan.modes.items():
-            reason, key = classify(rec, mode)
+            reason, key = classify(rec, mp.mode)
             if reason is None and key is not None:
                 if key in seen[mode]:
                     reason = "duplicate"

@@ -193,6 +193,7 @@ class LogSet:
         self._file_malformed = 0
         self._secret: DuckDBSecret | None = None
         self._prepared = False
+        self._nvars = 0
 
     # -- life cycle -------------------------------------------------------------------------------
     def close(self) -> None:
@@ -216,6 +217,9 @@ class LogSet:
             if self.s3_mode == "httpfs" and any(f.is_s3 for f in self.files):
                 threads = max(threads, 32)  # I/O concurrency for small objects: HEAD + GET each
             self._con = duckdb.connect(config={"threads": threads, "preserve_insertion_order": False})
+            # DuckDB's own bar would print to stdout; logtap polls query_progress() instead
+            self._con.execute("SET enable_progress_bar_print = false")
+            self._con.execute(f"SET enable_progress_bar = {'true' if self.progress else 'false'}")
             self._con.execute("PRAGMA enable_profiling='no_output'")
         return self._con
 
@@ -257,11 +261,11 @@ class LogSet:
                 self._paths.append(result)
 
     def _bind(self, con: duckdb.DuckDBPyConnection) -> Any:
-        counter = [0]
+        """A binder that stores each value in a fresh DuckDB variable (views cannot hold ``?``)."""
 
         def bind(value: Any) -> str:
-            name = f"logtap_p{counter[0]}"
-            counter[0] += 1
+            name = f"logtap_p{self._nvars}"
+            self._nvars += 1
             con.execute(f"SET VARIABLE {name} = ?", [value])
             return f"getvariable('{name}')"
 
@@ -486,17 +490,20 @@ class LogSet:
     def rows(self, columns: Sequence[str] = ("requestId", "timestamp", "operation", "modelId", "requestMetadata",
                                              "inputTokenCount", "outputTokenCount"),
              limit: int | None = None) -> Iterator[dict[str, Any]]:
-        """Envelope rows (columns of the ``logs`` view) ordered by timestamp then requestId.
+        """Envelope rows (see ``ROW_COLUMNS``) ordered by timestamp then requestId.
 
         The timestamp is the logged ISO 8601 string. Bad rows are reported in ``report``.
         """
-        cols = []
-        for c in columns:
-            if c not in _ROW_COLUMNS:
-                raise LogtapError(f"unknown column {c!r}; choose from {', '.join(_ROW_COLUMNS)}")
-            cols.append(f"{_ROW_COLUMNS[c]} AS \"{c}\"")
-        select = ", ".join(cols)
-        return self._ordered(select, limit, lambda row: dict(zip(columns, row, strict=False)))
+        select = ", ".join(f'{_row_column(c)} AS "{c}"' for c in columns)
+        names = tuple(columns)
+        return self._ordered(select, limit, lambda row: dict(zip(names, row, strict=True)))
+
+    def json_lines(self, columns: Sequence[str] = ("requestId", "timestamp", "operation", "modelId",
+                                                   "requestMetadata", "inputTokenCount", "outputTokenCount"),
+                   limit: int | None = None) -> Iterator[str]:
+        """Like ``rows`` but each row is already a compact JSON object string (serialized by DuckDB)."""
+        args = ", ".join(f"'{c}', {_row_column(c)}" for c in columns)
+        return self._ordered(f"json_object({args})::VARCHAR", limit, lambda row: row[0])
 
     def records(self, limit: int | None = None) -> Iterator[dict[str, Any]]:
         """Full records as dicts, ordered by (timestamp, requestId), offloaded bodies resolved where
@@ -506,7 +513,7 @@ class LogSet:
         return self._ordered(select, limit, None, names=names)
 
     def _ordered(self, select: str, limit: int | None, convert: Any,
-                 names: Sequence[str] = ()) -> Iterator[dict[str, Any]]:
+                 names: Sequence[str] = ()) -> Iterator[Any]:
         report = self._new_report()
         sql = f"""SELECT _class, filename, _logtap_line, requestId, "timestamp", operation, modelId, {select}
                   FROM _logtap_base WHERE (_class = 'ok' AND _match) OR _class <> 'ok'
@@ -514,7 +521,7 @@ class LogSet:
         with Progress(self.progress, files=len(self.files), total_bytes=report.bytes).watch(self._connect()) as p:
             con = self._run(sql)
             while True:
-                batch = con.fetchmany(1024)
+                batch = con.fetchmany(8192)
                 if not batch:
                     break
                 good = []
@@ -585,7 +592,14 @@ class LogSet:
         return columns, rows
 
 
-_ROW_COLUMNS: dict[str, str] = {
+def _row_column(name: str) -> str:
+    if name not in ROW_COLUMNS:
+        raise LogtapError(f"unknown column {name!r}; choose from {', '.join(ROW_COLUMNS)}")
+    return ROW_COLUMNS[name]
+
+
+#: Columns available to ``LogSet.rows`` / ``json_lines`` -> their SQL over the record envelope.
+ROW_COLUMNS: dict[str, str] = {
     "requestId": "requestId", "timestamp": '"timestamp"', "operation": "operation", "modelId": "modelId",
     "requestMetadata": "requestMetadata", "inputTokenCount": "input.inputTokenCount",
     "outputTokenCount": "output.outputTokenCount", "accountId": "accountId", "region": "region",

@@ -166,7 +166,8 @@ class _ClientState:
             merged = _merge(self, base, caller)
             if merged is not caller:
                 params["requestMetadata"] = merged  # a new dict: the caller's own is not mutated
-            context[CONTEXT_KEY] = merged
+            if merged:
+                context[CONTEXT_KEY] = merged
         elif base:
             merged = dict(base)
             params["requestMetadata"] = merged
@@ -181,8 +182,9 @@ class _ClientState:
             if caller is None:
                 return
             merged = _merge(self, base, caller)
-            if merged is caller:
-                context[CONTEXT_KEY] = caller  # no tags of ours: sent exactly as the caller wrote it
+            if merged is caller:  # no tags of ours: sent exactly as the caller wrote it
+                if caller:
+                    context[CONTEXT_KEY] = caller
                 return
             merged, text = _fit_json(self, merged, caller)
             params["requestMetadata"] = text

@@ -237,3 +237,46 @@ def test_records_without_an_unload_location_says_what_to_do(athena: tuple[Any, S
 
 def test_record_from_row_keeps_unknown_columns() -> None:
     assert record_from_row({"requestid": "r", "newfield": 1}) == {"requestId": "r", "newfield": 1}
+
+
+def test_export_runs_on_the_athena_log_set(
+    athena: tuple[Any, Stubber], s3_client: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """``converters.export.run`` takes an AthenaLogSet as it takes a LogSet: UNLOADed rows become
+    records, are converted and written in (timestamp, requestId) order, and the manifest counts add up."""
+    import uuid
+
+    from logtap.converters.export import run
+    from support import records
+
+    client, stub = athena
+    monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(int=2))
+    logs = _open(client, unload_location=f"s3://{s3_bucket}/unload/", s3_client=s3_client)
+    dest_key = f"unload/logtap-{uuid.UUID(int=2).hex}/"
+    stub.add_response("start_query_execution", {"QueryExecutionId": QID}, {
+        "QueryString": ANY, "QueryExecutionContext": {"Database": "bedrock"}, "WorkGroup": "analytics",
+        "ResultConfiguration": {"OutputLocation": OUT}})
+    stub.add_response("get_query_execution", _execution("SUCCEEDED", 4096), {"QueryExecutionId": QID})
+
+    def as_unloaded(rec: dict[str, Any]) -> dict[str, Any]:
+        """A Bedrock record as UNLOAD writes it: lower-case names, bodies as JSON text."""
+        row = {k.lower(): v for k, v in rec.items() if k not in ("input", "output")}
+        for part in ("input", "output"):
+            row[part] = {k.lower(): (json.dumps(v) if k.endswith("BodyJson") else v) for k, v in rec[part].items()}
+        return row
+
+    recs = [records.converse(request_id=f"r{i}", prompt=f"q{i}", timestamp=f"2025-06-01T10:0{9 - i}:00Z",
+                             model_id="amazon.nova-pro-v1:0") for i in range(3)]
+    recs.append(records.converse(request_id="dup", prompt="q1", timestamp="2025-06-01T11:00:00Z",
+                                 model_id="amazon.nova-pro-v1:0"))
+    for n, rec in enumerate(recs):
+        s3_client.put_object(Bucket=s3_bucket, Key=f"{dest_key}part-{n}.gz",
+                             Body=gzip.compress(json.dumps(as_unloaded(rec)).encode()))
+    out = tmp_path / "train.jsonl"
+    result = run(logs, sources=["bedrock.bedrock_invocation_logs"], output=str(out), mode="prompt-response",
+                 teacher="amazon.nova-pro-v1:0", student="amazon.nova-lite-v1:0:300k")
+    assert result.request_ids == ["r2", "r1", "r0"]
+    assert result.counts["matched"] == 4 and result.counts["skipped"] == {"duplicate": 1}
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert lines[0]["messages"][0]["content"][0]["text"] == "q2"
+    assert lines[0]["schemaVersion"] == "bedrock-conversation-2024"

@@ -12,8 +12,6 @@ import duckdb
 import pytest
 import sqlglot
 from hypothesis import HealthCheck, given, settings
-from support import records
-from support.filter_strategies import KEYS, VALUES, filters
 
 import logtap
 from logtap.athena_sql import (
@@ -33,6 +31,8 @@ from logtap.athena_sql import (
 from logtap.errors import FilterError, LogtapError
 from logtap.filters import AndAll, Equals, Filter, NotEquals, OrAll
 from logtap.models import normalize_model_id
+from support import records
+from support.filter_strategies import KEYS, VALUES, filters
 
 MODELS = (
     "amazon.nova-lite-v1:0",
@@ -339,16 +339,11 @@ def test_ddl_rejects_bad_layouts(location: str, kwargs: dict[str, Any], message:
         table_layout(location, **kwargs)
 
 
-ENGINE_TAG_BUG = pytest.mark.xfail(
-    strict=True, reason="logtap.engine LogSet.stats: a tag:KEY group with a filter returns unfiltered counts "
-                        "(reported to the lead); the Trino side matches Filter.evaluate")
-
-
 @pytest.mark.parametrize("by, f", [
     (["model", "operation"], NotEquals("env", "dev")),
     (["day", "hour"], NotEquals("env", "dev")),
     (["tag:team", "region"], None),
-    pytest.param(["tag:team", "region"], NotEquals("env", "dev"), marks=ENGINE_TAG_BUG),
+    (["tag:team", "region"], NotEquals("env", "dev")),
     ([], Equals("team", "search")),
 ])
 def test_stats_match_the_duckdb_engine(
@@ -359,7 +354,7 @@ def test_stats_match_the_duckdb_engine(
     sel = Selection(filter=f)
     stmt = select_stats("logs", sel, by)
     names = [*stats_column_names(by).values(), "records", "inputTokens", "outputTokens"]
-    got = [dict(zip(names, row)) for row in run_trino(db, stmt.sql, stmt.params)]
+    got = [dict(zip(names, row, strict=True)) for row in run_trino(db, stmt.sql, stmt.params)]
     got.sort(key=lambda d: (-d["records"], *(str(d[name]) for name in by)))
     want = logtap.open_logs(str(log_root), filter=sel.filter).stats(by)
     assert got == want

@@ -10,7 +10,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from support import records
 
 import logtap
 from logtap.distill import (
@@ -27,6 +26,7 @@ from logtap.distill import (
 )
 from logtap.errors import DataError, LogtapError
 from logtap.filters import AndAll, Equals, OrAll
+from support import records
 
 TEACHER = "amazon.nova-pro-v1:0"
 NOVA_STUDENT = "amazon.nova-lite-v1:0:300k"

@@ -180,3 +180,8 @@ def test_bad_sources_and_filters_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="not a time"):
         open_logs(tmp_path, since="yesterday-ish")
     assert open_logs(tmp_path).count() == 0
+
+
+def test_stats_by_tag_keeps_the_filter_bound(logs_dir: Path) -> None:
+    stats = open_logs(logs_dir, where=["project=support"]).stats(["tag:shape"])
+    assert sum(s["records"] for s in stats) == 5 and all(s["tag:shape"] for s in stats)

@@ -63,3 +63,15 @@ def test_missing_bucket_and_missing_credentials(s3_endpoint: str, monkeypatch: p
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     with pytest.raises(SourceError, match="no AWS credentials"):
         open_logs("s3://no-such-bucket-xyz/AWSLogs")
+
+
+def test_unreachable_endpoint_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{port}")
+    with pytest.raises(SourceError, match="cannot reach S3") as err:
+        open_logs("s3://some-bucket/AWSLogs")
+    assert "\n" not in str(err.value) and "AWS_ENDPOINT_URL_S3" in str(err.value)

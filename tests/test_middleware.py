@@ -286,3 +286,39 @@ def test_instrument_session_covers_new_clients(
     assert "requestMetadata" not in bedrock_server.last.json()
     converse(after)  # made while instrumented: stays instrumented
     assert bedrock_server.last.json()["requestMetadata"] == {"src": "session"}
+
+
+# -- sink hand-off (the sink itself is tested with the sink) ---------------------------------------
+def test_sink_handoff_calls_attach_and_detach(runtime_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import logtap.sink as sink_module
+
+    calls: list[tuple[str, Any, Any]] = []
+    monkeypatch.setattr(sink_module, "attach", lambda client, sink: calls.append(("attach", client, sink)),
+                        raising=False)
+    monkeypatch.setattr(sink_module, "detach", lambda client: calls.append(("detach", client, None)),
+                        raising=False)
+    logtap.instrument(runtime_client, sink="/tmp/logs-a")
+    logtap.instrument(runtime_client, sink="/tmp/logs-b")  # a new sink replaces the old one
+    logtap.instrument(runtime_client)  # sink=None on a later call detaches
+    logtap.instrument(runtime_client, sink="/tmp/logs-c")
+    logtap.uninstrument(runtime_client)
+    assert [(c[0], c[2]) for c in calls] == [
+        ("attach", "/tmp/logs-a"), ("attach", "/tmp/logs-b"), ("detach", None), ("attach", "/tmp/logs-c"),
+        ("detach", None)]
+    assert all(c[1] is runtime_client for c in calls)
+
+
+def test_sink_without_attach_warns_and_tags_still_apply(
+    bedrock_server: BedrockServer, runtime_client: Any, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logtap.sink as sink_module
+
+    monkeypatch.delattr(sink_module, "attach", raising=False)
+    monkeypatch.delattr(sink_module, "detach", raising=False)
+    with caplog.at_level("WARNING", logger="logtap"):
+        logtap.instrument(runtime_client, tags={"p": "1"}, sink="/tmp/nowhere")
+    assert any("no client-side sink" in r.getMessage() for r in caplog.records)
+    converse(runtime_client)
+    assert bedrock_server.last.json()["requestMetadata"] == {"p": "1"}
+    logtap.uninstrument(runtime_client)

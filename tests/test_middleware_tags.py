@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import logtap
 from logtap import tagrules
@@ -306,3 +308,18 @@ def test_asyncio_tasks(bedrock_server: BedrockServer, runtime_client: Any) -> No
     for i in range(3):
         assert seen[f"a{i}"] == {"task": str(i), "outer": "o"}
     assert seen["d1"] == {"deco": "async"}
+
+
+# -- the character set, against an independent definition -------------------------------------------
+ALLOWED = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 \t\n\r\x0b\x0c:_@$#=/+,-.")
+
+
+@given(st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x2FF), max_size=260),
+       st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x2FF), max_size=260))
+@settings(max_examples=400, deadline=None)
+def test_check_tag_matches_the_documented_limits(key: str, value: str) -> None:
+    expected_ok = (1 <= len(key) <= 256 and len(value) <= 256
+                   and set(key) <= ALLOWED and set(value) <= ALLOWED)
+    assert (tagrules.check_tag(tagrules.DEFAULT_RULES, key, value) is None) == expected_ok
+    unsafe = tagrules.filter_unsafe(key, value)
+    assert (unsafe is not None) == bool({"#", ","} & (set(key) | set(value)))

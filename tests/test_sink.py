@@ -430,3 +430,44 @@ def test_a_crash_loses_nothing_already_written_to_the_part_file(bedrock_server: 
     assert recovering.stats["recovered_files"] == 1
     assert not list((tmp_path / "logs" / ".logtap-staging").rglob("*.part"))
     recovering.close(5)
+
+
+def test_records_go_to_their_hour_and_past_hours_files_close_by_themselves(tmp_path: Path) -> None:
+    import time
+
+    from logtap.sink.records import CompletedCall, snapshot
+    from logtap.sink.writer import FolderDestination, Writer
+
+    writer = Writer(FolderDestination(tmp_path / "logs"), batch_interval=0.05, max_file_age=3600)
+    now = time.time()
+    for started, rid in ((now - 7200, "old"), (now, "new")):
+        writer.submit(CompletedCall("Converse", NOVA, "eu-west-1", started, rid, None,
+                                    snapshot({"messages": MESSAGES}), snapshot({"stopReason": "end_turn"})))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not log_files(tmp_path / "logs"):
+        time.sleep(0.05)
+    [closed] = log_files(tmp_path / "logs")  # the past hour's file closed without a flush
+    assert time.strftime("/%Y/%m/%d/%H/", time.gmtime(now - 7200)) in closed.as_posix()
+    assert writer.flush(10)
+    records = read_records(tmp_path / "logs")
+    hours = {rec["requestId"]: key.split("/")[4:8] for key, rec in records}
+    assert hours["old"] == time.strftime("%Y/%m/%d/%H", time.gmtime(now - 7200)).split("/")
+    assert hours["new"] == time.strftime("%Y/%m/%d/%H", time.gmtime(now)).split("/")
+    assert all(rec["region"] == "eu-west-1" and "/eu-west-1/" in key for key, rec in records)
+    writer.close(5)
+
+
+def test_files_close_after_max_file_age(tmp_path: Path) -> None:
+    import time
+
+    from logtap.sink.records import CompletedCall, snapshot
+    from logtap.sink.writer import FolderDestination, Writer
+
+    writer = Writer(FolderDestination(tmp_path / "logs"), batch_interval=0.05, max_file_age=0.2)
+    writer.submit(CompletedCall("Converse", NOVA, "us-east-1", time.time(), "r1", None,
+                                snapshot({"messages": MESSAGES}), snapshot({"stopReason": "end_turn"})))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not log_files(tmp_path / "logs"):
+        time.sleep(0.05)
+    assert len(read_records(tmp_path / "logs")) == 1
+    writer.close(5)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import aiobotocore.session
 import pytest
 
 import logtap
@@ -14,8 +15,6 @@ from logtap.sink import Sink
 from support.bedrock_fixtures import FAKE_CREDENTIALS
 from support.bedrock_server import converse_stream_reply, stream_exception
 from support.sink_logs import by_operation, read_records
-
-aiobotocore_session = pytest.importorskip("aiobotocore.session")
 
 NOVA = "amazon.nova-lite-v1:0"
 CLAUDE = "anthropic.claude-3-5-haiku-20241022-v1:0"
@@ -27,7 +26,7 @@ BODY = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 20,
 def aio_client(url: str) -> Any:
     from aiobotocore.config import AioConfig
 
-    session = aiobotocore_session.get_session()
+    session = aiobotocore.session.get_session()
     return session.create_client("bedrock-runtime", endpoint_url=url, region_name="us-east-1",
                                  config=AioConfig(retries={"total_max_attempts": 1, "mode": "standard"}),
                                  **FAKE_CREDENTIALS)

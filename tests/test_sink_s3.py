@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import logtap
-from logtap.sink import Sink
+from logtap.sink import Sink, account
 from support.sink_logs import FILE_NAME
 
 NOVA = "amazon.nova-lite-v1:0"
@@ -68,6 +68,7 @@ def test_identity_placeholder_when_sts_is_unreachable(runtime_client: Any, tmp_p
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
     monkeypatch.setenv("AWS_ENDPOINT_URL_STS", f"http://127.0.0.1:{port}")
+    monkeypatch.setattr(account, "_KNOWN", {})  # no answer cached from an earlier test
     sink = Sink(tmp_path / "logs")
     logtap.instrument(runtime_client, sink=sink)
     runtime_client.converse(modelId=NOVA, messages=MESSAGES)
@@ -81,6 +82,7 @@ def test_identity_placeholder_when_sts_is_unreachable(runtime_client: Any, tmp_p
 def test_identity_from_sts_with_the_clients_credentials(runtime_client: Any, tmp_path: Path, moto_server: str,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL_STS", moto_server)
+    monkeypatch.setattr(account, "_KNOWN", {})
     sink = Sink(tmp_path / "logs")
     logtap.instrument(runtime_client, sink=sink)
     runtime_client.converse(modelId=NOVA, messages=MESSAGES)

@@ -15,6 +15,9 @@ from typing import Any
 
 log = logging.getLogger("logtap.sink")
 
+#: access key id -> (account id, identity ARN): one STS call per set of credentials per process.
+_KNOWN: dict[str, tuple[str | None, str | None]] = {}
+
 
 class IdentityLookup:
     def __init__(self, client: Any, *, timeout: float = 5.0) -> None:
@@ -41,6 +44,9 @@ class IdentityLookup:
             from botocore.config import Config
 
             access, secret, token = keys
+            if access in _KNOWN:
+                self.account_id, self.arn = _KNOWN[access]
+                return
             sts = botocore.session.get_session().create_client(
                 "sts", region_name=client.meta.region_name, aws_access_key_id=access,
                 aws_secret_access_key=secret, aws_session_token=token,
@@ -48,6 +54,7 @@ class IdentityLookup:
             answer = sts.get_caller_identity()
             self.account_id = answer.get("Account")
             self.arn = answer.get("Arn")
+            _KNOWN[access] = (self.account_id, self.arn)
         except Exception as exc:
             log.info("logtap sink: caller identity unknown (%s); records use the placeholder account id",
                      type(exc).__name__)

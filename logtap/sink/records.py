@@ -65,7 +65,9 @@ def snapshot(value: Any) -> Snapshot:
             return {_MEDIA_MARK: len(blobs) - 1}
         if hasattr(obj, "isoformat"):
             return obj.isoformat()
-        raise TypeError(f"cannot log value of type {type(obj).__name__}")
+        if isinstance(obj, (set, frozenset, tuple)):
+            return list(obj)
+        return str(obj)  # e.g. Decimal: logged as text rather than losing the record
 
     return Snapshot(orjson.dumps(value, default=default), blobs)
 
@@ -203,6 +205,8 @@ class RecordBuilder:
             return uri
 
         if isinstance(req, Snapshot):
+            if not req.blobs:  # the snapshot already left out modelId and requestMetadata
+                return _Raw(req.json)
             params = orjson.loads(req.json)
             if isinstance(params, dict):
                 params.pop("modelId", None)
@@ -213,21 +217,26 @@ class RecordBuilder:
                 body = orjson.loads(req)
             except orjson.JSONDecodeError:
                 return _NotJson(bytes(req))
+            if _plain_line(req) and b'"base64"' not in req and b'"bytes"' not in req:
+                return _Raw(bytes(req))
             return _replace_media(body, [], next_media)
         return None
 
     def _output_body(self, call: CompletedCall) -> Any:
         resp = call.response
         if isinstance(resp, Snapshot):
+            if not resp.blobs:
+                return _Raw(resp.json)
             value = orjson.loads(resp.json)
             if isinstance(value, dict):
                 value.pop("ResponseMetadata", None)
             return _inline_blobs(value, resp.blobs)
         if isinstance(resp, (bytes, bytearray)):
             try:
-                return orjson.loads(resp)
+                value = orjson.loads(resp)
             except orjson.JSONDecodeError:
                 return _NotJson(bytes(resp))
+            return _Raw(bytes(resp)) if _plain_line(resp) else value
         decode = getattr(resp, "decode_chunks", None)
         if callable(decode):
             return decode()
@@ -238,13 +247,27 @@ class RecordBuilder:
         """Put ``body`` inline, or offload it to ``data/{requestId}_{side}.json.gz`` when too big."""
         if body is None:
             return
-        raw = body.content if isinstance(body, _NotJson) else orjson.dumps(body)
+        if isinstance(body, _Raw):
+            raw = body.json
+        else:
+            raw = body.content if isinstance(body, _NotJson) else orjson.dumps(body)
         if not isinstance(body, _NotJson) and len(raw) <= self._max_inline:
-            target[f"{side}BodyJson"] = body
+            target[f"{side}BodyJson"] = orjson.Fragment(raw) if isinstance(body, _Raw) else body
             return
         name = f"{request_id}_{side}.json.gz"
         attachments.append(Attachment(name, gzip.compress(raw, compresslevel=6)))
         target[f"{side}BodyS3Path"] = self._uri_for(f"{data_prefix}/{name}")
+
+
+class _Raw:
+    """A body already serialized as valid one-line JSON: embedded in the record as is."""
+
+    def __init__(self, json: bytes) -> None:
+        self.json = json
+
+
+def _plain_line(raw: bytes | bytearray) -> bool:
+    return b"\n" not in raw and b"\r" not in raw
 
 
 class _NotJson:
@@ -256,6 +279,8 @@ class _NotJson:
 
 def tokens_from_body(body: Any) -> tuple[int | None, int | None]:
     """Token counts from a model-native response body (or stream chunk array), when the headers had none."""
+    if isinstance(body, _Raw):
+        body = orjson.loads(body.json)
     if isinstance(body, list):
         for chunk in reversed(body):
             if isinstance(chunk, dict) and isinstance(chunk.get("amazon-bedrock-invocationMetrics"), dict):

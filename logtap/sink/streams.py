@@ -226,6 +226,11 @@ class RecordingEventStream(EventStream):  # type: ignore[misc]
         self._logtap_recorder.abandon()
         super().close()
 
+    def __del__(self) -> None:  # dropped before the end: recorded as abandoned
+        recorder = self.__dict__.get("_logtap_recorder")
+        if recorder is not None:
+            recorder.abandon()
+
 
 def wrap_event_stream(stream: Any, recorder: StreamRecorder) -> Any:
     """A recording copy of ``stream`` (botocore or aiobotocore), or ``stream`` itself if unknown."""
@@ -241,7 +246,6 @@ def wrap_event_stream(stream: Any, recorder: StreamRecorder) -> Any:
     wrapped.__dict__.update(stream.__dict__)
     wrapped._logtap_recorder = recorder
     _LIVE.add(recorder)
-    weakref.finalize(wrapped, recorder.abandon).atexit = False
     return wrapped
 
 
@@ -275,6 +279,11 @@ def _aio_class() -> type[Any] | None:
                 def close(self) -> None:
                     self._logtap_recorder.abandon()
                     super().close()
+
+                def __del__(self) -> None:
+                    recorder = self.__dict__.get("_logtap_recorder")
+                    if recorder is not None:
+                        recorder.abandon()
 
             _AIO.append(RecordingAioEventStream)
     return _AIO[0]

@@ -358,8 +358,8 @@ class BedrockServer:
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("BedrockServer is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        port = self._server.server_address[1]
+        return f"http://127.0.0.1:{port}"
 
     def start(self) -> BedrockServer:
         self._server = _HTTPServer(("127.0.0.1", 0), _Handler)
