@@ -71,9 +71,7 @@ class ExportResult:
 
 def prompt_key(example: Example, mode: str) -> bytes:
     """The dedupe key of an example: a digest of its normalized prompt (system and prompt turns)."""
-    turns = example.turns[:-1] if mode == "prompt-response" else example.turns
-    doc = bedrock_conversation.record(Example(example.system, turns))
-    return hashlib.blake2b(orjson.dumps(doc), digest_size=16).digest()
+    return _doc_key(bedrock_conversation.record(example), mode)
 
 
 def _doc_key(doc: dict[str, Any], mode: str) -> bytes:
@@ -100,9 +98,12 @@ def _report_value(report: Any, name: str, default: Any = 0) -> Any:
     return getattr(report, name, default) if report is not None else default
 
 
+MAX_MANIFEST_PROBLEMS = 1000
+
+
 def _problems(report: Any) -> list[dict[str, Any]]:
     out = []
-    for p in _report_value(report, "problems", []) or []:
+    for p in (_report_value(report, "problems", []) or [])[:MAX_MANIFEST_PROBLEMS]:
         out.append({"file": getattr(p, "file", None), "line": getattr(p, "line", None),
                     "reason": getattr(p, "reason", str(p))})
     return out
@@ -195,6 +196,7 @@ def export_records(
         "warnings": warnings,
         "scanSkipped": dict(sorted((_report_value(report, "skipped", {}) or {}).items())),
         "problems": _problems(report),
+        "problemsOmitted": max(len(_report_value(report, "problems", []) or []) - MAX_MANIFEST_PROBLEMS, 0),
         "outputs": [{"path": options.output, "sha256": out.sha256.hexdigest(), "bytes": out.size,
                      "records": written}],
         "requestIds": request_ids,
