@@ -5,9 +5,11 @@
 
 1. Converse end to end against tests/support/bedrock_server.py (real serialize/sign/HTTP/parse),
    raw and instrumented clients interleaved in small blocks so drift hits all alike; tags from
-   ``instrument(tags=...)`` plus a ``logtap.tags(...)`` context. A third client passes the same
-   requestMetadata by hand, which separates botocore's own cost of validating and serializing
-   tags from logtap's. Target: logtap's added time < 2% of a raw call and < 30 us.
+   ``instrument(tags=...)`` plus a ``logtap.tags(...)`` context. The target (the issue's
+   definition) compares the instrumented client with the RAW UNTAGGED client: added time < 2% of
+   a raw call and < 30 us. A third client passes the same requestMetadata by hand, which shows
+   what botocore itself charges for carrying tags (logtap avoids most of it for Converse by
+   splicing the tags into the serialized body). The same for InvokeModel (header), for reference.
 2. The hook functions alone (the per-call tag-resolution path), many iterations, since the HTTP
    noise of (1) can exceed the overhead itself.
 3. Import time of ``import logtap`` vs ``import boto3`` in fresh interpreters (median wall time,
@@ -30,6 +32,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 MODEL = "amazon.nova-lite-v1:0"
 MESSAGES = [{"role": "user", "content": [{"text": "Summarize our refund policy in one line."}]}]
+INVOKE_BODY = b'{"messages": [{"role": "user", "content": "Summarize our refund policy in one line."}]}'
 STATIC_TAGS = {"project": "CustomerService", "env": "prod", "team": "support-bots"}
 CONTEXT_TAGS = {"intent": "BestPractices", "priority": "Medium"}
 BLOCK = 10
@@ -37,56 +40,72 @@ MAX_ADDED_US = 30.0
 MAX_ADDED_PCT = 2.0
 
 
-def timed_calls(client: Any, n: int, **extra: Any) -> list[float]:
+def timed_calls(client: Any, n: int, operation: str = "converse", **extra: Any) -> list[float]:
     out = []
+    method = getattr(client, operation)
+    args: dict[str, Any] = {"modelId": MODEL, "messages": MESSAGES} if operation == "converse" else {
+        "modelId": MODEL, "body": INVOKE_BODY}
     for _ in range(n):
         start = time.perf_counter_ns()
-        client.converse(modelId=MODEL, messages=MESSAGES, **extra)
+        response = method(**args, **extra)
+        if operation == "invoke_model":
+            response["body"].read()
         out.append((time.perf_counter_ns() - start) / 1000)
     return out
 
 
-def end_to_end(calls: int) -> dict[str, float]:
-    """Median us per Converse call for three clients, interleaved in rotating blocks.
+def end_to_end(calls: int, operation: str = "converse") -> dict[str, float]:
+    """Median us per call for three clients, interleaved in rotating blocks.
 
     ``raw``: no tags. ``by hand``: raw client, the same requestMetadata passed by the caller
     (botocore's own cost of carrying tags). ``instrumented``: logtap adds the same tags.
+    ``paired vs raw`` / ``paired vs by hand``: median over rounds of the difference of the two
+    clients' block medians in that round (robust to drift).
     """
+    import json
+
     import logtap
     from support.bedrock_fixtures import new_runtime_client
     from support.bedrock_server import BedrockServer
 
-    same_tags = {**STATIC_TAGS, **CONTEXT_TAGS}
+    same_tags = {**CONTEXT_TAGS, **STATIC_TAGS}  # what logtap sends: inner layers first
+    by_hand_value: Any = same_tags if operation == "converse" else json.dumps(same_tags, separators=(",", ":"))
     with BedrockServer() as server:
         raw = new_runtime_client(server.url)
         by_hand = new_runtime_client(server.url)
         tagged = logtap.instrument(new_runtime_client(server.url), tags=STATIC_TAGS)
         series: dict[str, tuple[Any, dict[str, Any]]] = {
             "raw": (raw, {}),
-            "by hand": (by_hand, {"requestMetadata": same_tags}),
+            "by hand": (by_hand, {"requestMetadata": by_hand_value}),
             "instrumented": (tagged, {}),
         }
         times: dict[str, list[float]] = {name: [] for name in series}
-        paired: list[float] = []  # per round: median(instrumented block) - median(by-hand block)
+        paired: dict[str, list[float]] = {"raw": [], "by hand": []}
         names = list(series)
         with logtap.tags(**CONTEXT_TAGS):
             for client, extra in series.values():
-                timed_calls(client, 50, **extra)  # warm up connections and botocore caches
+                timed_calls(client, 50, operation, **extra)  # warm up connections and botocore caches
             for block in range(calls // BLOCK):
                 shift = block % len(names)  # rotate which client goes first
                 round_medians = {}
                 for name in names[shift:] + names[:shift]:
                     client, extra = series[name]
-                    block_times = timed_calls(client, BLOCK, **extra)
+                    block_times = timed_calls(client, BLOCK, operation, **extra)
                     times[name].extend(block_times)
                     round_medians[name] = statistics.median(block_times)
-                paired.append(round_medians["instrumented"] - round_medians["by hand"])
-            tagged.converse(modelId=MODEL, messages=MESSAGES)
-        sent = server.last.json()["requestMetadata"]
-        assert sent == same_tags, sent
+                for other in paired:
+                    paired[other].append(round_medians["instrumented"] - round_medians[other])
+            timed_calls(tagged, 1, operation)
+        last = server.last
+        if operation == "converse":
+            assert last.json()["requestMetadata"] == same_tags, last.body
+            assert last.body.count(b'"requestMetadata"') == 1
+        else:
+            assert json.loads(last.header("x-amzn-bedrock-request-metadata") or "") == same_tags
         server.clear()
     medians = {name: statistics.median(values) for name, values in times.items()}
-    medians["paired"] = statistics.median(paired)
+    for other, values in paired.items():
+        medians[f"paired vs {other}"] = statistics.median(values)
     return medians
 
 
@@ -103,19 +122,31 @@ def hook_alone(iterations: int) -> dict[str, float]:
     )
     state = _state_of(client)
     assert state is not None
+    body = client._serializer.serialize_to_request(
+        {"modelId": MODEL, "messages": MESSAGES}, client.meta.service_model.operation_model("Converse"))["body"]
+
+    def converse(**extra: Any) -> None:  # before-parameter-build + before-call (the splice)
+        context: dict[str, Any] = {}
+        state.on_converse_params(params={"modelId": MODEL, **extra}, context=context)
+        state.on_before_call_body(params={"headers": {}, "body": body}, context=context)
+
+    def invoke() -> None:
+        state.on_invoke_params(params={"modelId": MODEL}, context={})
+
     cases = {
-        "converse, tags from instrument + context": (state.on_converse_params, {}),
-        "converse, plus the call's own requestMetadata": (state.on_converse_params, {"requestMetadata": {"c": "1"}}),
-        "invoke_model (JSON header value)": (state.on_invoke_params, {}),
+        "converse, tags from instrument + context (resolve + splice into body)": lambda: converse(),
+        "converse, plus the call's own requestMetadata (merge into params)":
+            lambda: converse(requestMetadata={"c": "1"}),
+        "invoke_model (JSON header value)": invoke,
     }
     results = {}
     with logtap.tags(**CONTEXT_TAGS):
-        for name, (hook, extra) in cases.items():
+        for name, run in cases.items():
             for _ in range(1000):
-                hook(params={"modelId": MODEL, **extra}, context={})
+                run()
             start = time.perf_counter_ns()
             for _ in range(iterations):
-                hook(params={"modelId": MODEL, **extra}, context={})
+                run()
             results[name] = (time.perf_counter_ns() - start) / iterations / 1000
     return results
 
@@ -135,6 +166,7 @@ def emit_level(iterations: int) -> tuple[float, float]:
 
     raw, tagged = make(), logtap.instrument(make(), tags=STATIC_TAGS)
     model = raw.meta.service_model.operation_model("Converse")
+    body = raw._serializer.serialize_to_request({"modelId": MODEL, "messages": MESSAGES}, model)["body"]
     out = []
     with logtap.tags(**CONTEXT_TAGS):
         for client in (raw, tagged):
@@ -148,7 +180,8 @@ def emit_level(iterations: int) -> tuple[float, float]:
                 events.emit("before-parameter-build.bedrock-runtime.Converse", params=params, model=model,
                             context=context)
                 events.emit_until_response("before-call.bedrock-runtime.Converse", model=model,
-                                           params={"headers": {}}, request_signer=None, context=context)
+                                           params={"headers": {}, "body": body}, request_signer=None,
+                                           context=context)
 
             for _ in range(1000):
                 once()
@@ -187,19 +220,28 @@ def main(argv: list[str]) -> int:
 
     medians = end_to_end(calls)
     raw, by_hand, tagged = medians["raw"], medians["by hand"], medians["instrumented"]
-    added = tagged - by_hand
+    added = tagged - raw  # the issue's definition: instrumented vs the same raw client, untagged
     pct = 100 * added / raw
+    paired_raw, paired_hand = medians["paired vs raw"], medians["paired vs by hand"]
     print(f"end to end, Converse with {len(STATIC_TAGS) + len(CONTEXT_TAGS)} tags, {calls} calls each, "
           f"interleaved blocks of {BLOCK}:")
     print(f"  median raw (no tags)                 {raw:9.1f} us")
-    print(f"  median raw + same tags by hand       {by_hand:9.1f} us  (botocore carrying the tags: "
-          f"{by_hand - raw:+.1f} us)")
-    print(f"  median instrumented                  {tagged:9.1f} us  (vs raw: {tagged - raw:+.1f} us, "
-          f"{100 * (tagged - raw) / raw:+.2f} %)")
-    print(f"  added by logtap (vs by hand)         {added:9.1f} us  ({pct:+.2f} % of a raw call)")
-    paired = medians["paired"]
-    print(f"  added by logtap, paired blocks       {paired:9.1f} us  ({100 * paired / raw:+.2f} %)"
-          "  <- median of per-round block differences, robust to drift")
+    print(f"  median raw + same tags by hand       {by_hand:9.1f} us  (botocore carrying the tags as a "
+          f"parameter: {by_hand - raw:+.1f} us)")
+    print(f"  median instrumented                  {tagged:9.1f} us")
+    print(f"  added vs raw untagged (TARGET)       {added:9.1f} us  ({pct:+.2f} % of a raw call); "
+          f"paired blocks {paired_raw:+.1f} us ({100 * paired_raw / raw:+.2f} %)")
+    print(f"  added vs raw + tags by hand          {tagged - by_hand:9.1f} us  "
+          f"({100 * (tagged - by_hand) / raw:+.2f} %); paired blocks {paired_hand:+.1f} us "
+          f"({100 * paired_hand / raw:+.2f} %)")
+
+    inv = end_to_end(max(calls // 2, BLOCK), "invoke_model")
+    inv_added = inv["instrumented"] - inv["raw"]
+    print(f"end to end, InvokeModel (tags in the header), {max(calls // 2, BLOCK)} calls each, for reference:")
+    print(f"  median raw {inv['raw']:.1f} us, by hand {inv['by hand']:.1f} us "
+          f"({inv['by hand'] - inv['raw']:+.1f} us), instrumented {inv['instrumented']:.1f} us: "
+          f"added vs raw {inv_added:+.1f} us ({100 * inv_added / inv['raw']:+.2f} %), paired "
+          f"{inv['paired vs raw']:+.1f} us")
 
     hooks = hook_alone(iterations)
     print(f"hook alone ({iterations} iterations each, per call):")
@@ -217,18 +259,17 @@ def main(argv: list[str]) -> int:
 
     logtap_cost = max(max(hooks.values()), emit_tagged - emit_raw)
     cost_pct = 100 * logtap_cost / raw
-    ok = logtap_cost < MAX_ADDED_US and cost_pct < MAX_ADDED_PCT
-    e2e_ok = paired < MAX_ADDED_US and 100 * paired / raw < MAX_ADDED_PCT
-    print(f"target: added < {MAX_ADDED_US:.0f} us and < {MAX_ADDED_PCT:.0f} % of a raw call")
+    hooks_ok = logtap_cost < MAX_ADDED_US and cost_pct < MAX_ADDED_PCT
+    ok = added < MAX_ADDED_US and pct < MAX_ADDED_PCT
+    print(f"target: instrumented vs raw untagged client, added < {MAX_ADDED_US:.0f} us and "
+          f"< {MAX_ADDED_PCT:.0f} % of a raw call")
+    print(f"  Converse end to end (difference of medians): {added:+.1f} us = {pct:+.2f} % -> "
+          f"{'OK' if ok else 'MISSED'}")
+    print(f"  (paired-block estimate: {paired_raw:+.1f} us = {100 * paired_raw / raw:+.2f} %; vs the same tags "
+          f"passed by hand: {tagged - by_hand:+.1f} us)")
     print(f"  logtap's own per-call cost (hook / emission, no HTTP): {logtap_cost:.2f} us = {cost_pct:.3f} % "
-          f"-> {'OK' if ok else 'MISSED'}")
-    print(f"  end to end, paired: {paired:+.1f} us = {100 * paired / raw:+.2f} % -> "
-          f"{'OK' if e2e_ok else 'MISSED (HTTP noise on this machine exceeds the overhead?)'}")
-    vs_raw = tagged - raw
-    print(f"  for reference, instrumented vs an untagged raw call: {vs_raw:+.1f} us = {100 * vs_raw / raw:+.2f} %, "
-          f"of which {by_hand - raw:+.1f} us is botocore validating and serializing requestMetadata, "
-          "paid by any way of sending tags (not counted against the target)")
-    ok = ok and e2e_ok
+          f"-> {'OK' if hooks_ok else 'MISSED'}")
+    ok = ok and hooks_ok
     return 0 if ok else 1
 
 

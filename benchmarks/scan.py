@@ -3,15 +3,14 @@
 Generates (seeded, cached under .bench-cache/) ~1 GB of realistic logs (``--quick``: ~50 MB), then
 runs each case as a subprocess, interleaved, ``--runs`` times, and reports the median wall time,
 MB/s of uncompressed JSON, records/s, ratios and the peak RSS of each case (at 10% and 100% of
-the data for logtap). The S3 case puts a subset on moto behind a proxy that sleeps 25 ms per
-request and compares DuckDB httpfs (threads = cores) with logtap's prefetch (32 GETs in flight).
+the data for logtap). The S3 case puts a subset on moto, behind a WSGI middleware that sleeps 25 ms per
+request, and compares DuckDB httpfs (threads = cores) with logtap's prefetch (32 GETs in flight).
 Targets (2 cores): logtap >= 0.85x bare DuckDB, >= 4x plain Python, peak RSS < 300 MB.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import statistics
@@ -19,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -126,70 +124,52 @@ def local_bench(root: Path, raw_bytes: int, runs: int) -> dict[str, object]:
     return result
 
 
-class _Proxy(BaseHTTPRequestHandler):
-    target = ("127.0.0.1", 0)
-    delay = 0.025
-    protocol_version = "HTTP/1.1"
+class _Delay:
+    """WSGI middleware in front of moto: sleeps ``delay`` s per request once ``on`` is set (S3 TTFB)."""
 
-    def _forward(self) -> None:
-        time.sleep(self.delay)
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)) if self.headers.get("Content-Length") else None
-        conn = http.client.HTTPConnection(*self.target)
-        conn.request(self.command, self.path, body=body, headers={k: v for k, v in self.headers.items()})
-        resp = conn.getresponse()
-        data = resp.read()
-        self.send_response(resp.status)
-        for k, v in resp.getheaders():
-            if k.lower() not in ("transfer-encoding", "connection", "content-length"):
-                self.send_header(k, v)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-        conn.close()
+    def __init__(self, app: object, delay: float = 0.025) -> None:
+        self.app, self.delay, self.on = app, delay, False
 
-    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
-
-    def log_message(self, *args: object) -> None:
-        pass
+    def __call__(self, environ: dict, start_response: object) -> object:
+        if self.on:
+            time.sleep(self.delay)
+        return self.app(environ, start_response)  # type: ignore[operator]
 
 
 def s3_bench(root: Path, n_files: int) -> dict[str, object]:
     import logging
 
     import boto3
-    from moto.server import ThreadedMotoServer
+    from moto.server import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    _Proxy.target = (host, port)
-    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    delayed = _Delay(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", 0, delayed, threaded=True)  # type: ignore[arg-type]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
-                      AWS_ENDPOINT_URL_S3=f"http://{host}:{port}")
+                      AWS_ENDPOINT_URL_S3=f"http://127.0.0.1:{server.server_port}")
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="bench")
     files = sorted(root.rglob("*.json.gz"))[:n_files]
     for f in files:
         s3.upload_file(str(f), "bench", str(f.relative_to(root)))
-    os.environ["AWS_ENDPOINT_URL_S3"] = f"http://127.0.0.1:{proxy.server_address[1]}"
+    delayed.on = True
     from logtap.engine import open_logs
 
-    out: dict[str, object] = {"objects": len(files), "latency_ms": _Proxy.delay * 1000}
-    for mode in ("httpfs", "prefetch"):
+    out: dict[str, object] = {"objects": len(files), "latency_ms": delayed.delay * 1000}
+    cases = (("duckdb_httpfs_threads_eq_cores", "httpfs", os.cpu_count() or 2),
+             ("duckdb_httpfs_32_threads", "httpfs", 32), ("logtap_prefetch_32_gets", "prefetch", 0))
+    for name, mode, threads in cases:
         start = time.perf_counter()
         logs = open_logs("s3://bench/AWSLogs", s3_mode=mode, where=[f"{FILTER_KEY}={FILTER_VALUE}"])
-        if mode == "httpfs":
-            logs.threads = os.cpu_count() or 2  # plain DuckDB httpfs: threads = cores
+        logs.io_threads = threads
         n = sum(1 for _ in logs.rows())
         wall = time.perf_counter() - start
-        out[mode] = {"seconds": round(wall, 2), "matched": n, "scanned": logs.report.scanned}
+        out[name] = {"seconds": round(wall, 2), "objects_per_s": round(len(files) / wall, 1), "matched": n,
+                     "scanned": logs.report.scanned}
         logs.close()
-    proxy.shutdown()
-    server.stop()
+    server.shutdown()
     return out
 
 
@@ -198,6 +178,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="~50 MB instead of ~1 GB")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--no-s3", action="store_true")
+    ap.add_argument("--s3-only", action="store_true", help="only the S3 latency case")
     args = ap.parse_args()
     n = 27_000 if args.quick else 540_000
     root = ROOT / ".bench-cache" / f"logs-{n}"
@@ -205,6 +186,9 @@ def main() -> int:
     raw = generate(root, records=n, workers=2)
     print(f"dataset: {root} ({raw / 1e6:.0f} MB uncompressed, generated/cached in {time.perf_counter() - t:.1f} s)",
           flush=True)
+    if args.s3_only:
+        print(json.dumps({"s3_latency": s3_bench(root, 40 if args.quick else 200)}, indent=2))
+        return 0
     report: dict[str, object] = {"full": local_bench(root, raw, 1 if args.quick else args.runs)}
     p10 = subset(root, 0.10)
     _, wall_rss, _, _ = run_case([*LOGTAP, "query", str(p10), "--where", f"{FILTER_KEY}={FILTER_VALUE}",

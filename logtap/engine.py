@@ -188,6 +188,8 @@ class LogSet:
         self.progress = progress
         self.s3_mode = s3_mode
         self.threads = threads or os.cpu_count() or 2
+        #: DuckDB threads when it reads s3:// itself (s3_mode="httpfs"): requests in flight, not cores.
+        self.io_threads = 32
         self.report = ScanReport(files=len(files), bytes=sum(f.size for f in files), skipped=dict(skipped))
         self._skipped = dict(skipped)
         self._clients = clients
@@ -222,7 +224,7 @@ class LogSet:
 
             threads = self.threads
             if self.s3_mode == "httpfs" and any(f.is_s3 for f in self.files):
-                threads = max(threads, 32)  # I/O concurrency for small objects: HEAD + GET each
+                threads = max(threads, self.io_threads)  # I/O concurrency for small objects: HEAD + GET each
             self._con = duckdb.connect(config={"threads": threads, "preserve_insertion_order": False})
             # DuckDB's own bar would print to stdout; logtap polls query_progress() instead
             self._con.execute("SET enable_progress_bar_print = false")
@@ -301,14 +303,16 @@ class LogSet:
         for view, columns in (("_logtap_base", _COLUMNS_SQL), ("_logtap_light", _LIGHT_SQL)):
             con.execute(f"""
                 CREATE OR REPLACE TEMP VIEW {view} AS
-                SELECT *,
-                  CASE WHEN requestId IS NULL OR operation IS NULL OR modelId IS NULL OR _ts IS NULL THEN 'malformed'
-                       WHEN schemaType IS NOT NULL AND schemaType <> 'ModelInvocationLog' THEN 'not-a-log-record'
-                       ELSE 'ok' END AS _class,
+                SELECT *, CASE WHEN _ok THEN 'ok'
+                  WHEN requestId IS NULL OR operation IS NULL OR modelId IS NULL OR _ts IS NULL THEN 'malformed'
+                  ELSE 'not-a-log-record' END AS _class
+                FROM (SELECT *,
+                  requestId IS NOT NULL AND operation IS NOT NULL AND modelId IS NOT NULL AND _ts IS NOT NULL
+                    AND (schemaType IS NULL OR schemaType = 'ModelInvocationLog') AS _ok,
                   ({match}) AS _match
                 FROM (SELECT *, try_cast("timestamp" AS TIMESTAMP) AS _ts
                       FROM read_json(getvariable('logtap_files'), format='newline_delimited', columns={columns},
-                                     filename=true, maximum_object_size=268435456))""")  # noqa: S608 - no user text
+                                     filename=true, maximum_object_size=268435456)))""")  # noqa: S608 - no user text
         con.execute(f"""
             CREATE OR REPLACE TEMP VIEW logs AS
             SELECT requestId, _ts AS "timestamp", operation, modelId,
@@ -322,7 +326,7 @@ class LogSet:
               identity, identity->>'arn' AS identityArn, errorCode, schemaVersion,
               coalesce(getvariable('logtap_origin')[filename], filename) AS sourceFile,
               _logtap_line AS sourceLine
-            FROM _logtap_base WHERE _class = 'ok' AND _match""")  # noqa: S608 - trusted SQL, values bound
+            FROM _logtap_base WHERE _ok AND _match""")  # noqa: S608 - trusted SQL, values bound
 
     def _set_files(self, con: duckdb.DuckDBPyConnection) -> None:
         con.execute("SET VARIABLE logtap_files = ?", [self._paths or [self._empty_file()]])
@@ -422,7 +426,7 @@ class LogSet:
         """Matching records."""
         report = self._new_report()
         sql = f"""SELECT _class, {_BAD_COLS}, count(*)
-                 FROM _logtap_light WHERE _class <> 'ok' OR _match GROUP BY ALL"""  # noqa: S608 - constants
+                 FROM _logtap_light WHERE _match OR NOT _ok GROUP BY ALL"""  # noqa: S608 - constants
         with Progress(self.progress, files=len(self.files), total_bytes=report.bytes).watch(self._connect()) as p:
             con = self._run(sql)
             rows = con.fetchall()
@@ -458,10 +462,10 @@ class LogSet:
                 exprs.append((key, f"requestMetadata[{bind(key[4:])}]"))
             else:
                 raise LogtapError(f"--by {key!r} is not a grouping: use model, operation, day, hour, region or tag:KEY")
-        groups = "".join(f", CASE WHEN _class = 'ok' THEN {e} END AS g{i}" for i, (_, e) in enumerate(exprs))
+        groups = "".join(f", CASE WHEN _ok THEN {e} END AS g{i}" for i, (_, e) in enumerate(exprs))
         sql = f"""SELECT _class, {_BAD_COLS}{groups},
                         count(*), sum(input.inputTokenCount), sum(output.outputTokenCount)
-                 FROM _logtap_light WHERE _class <> 'ok' OR _match GROUP BY ALL"""  # noqa: S608 - bound values
+                 FROM _logtap_light WHERE _match OR NOT _ok GROUP BY ALL"""  # noqa: S608 - bound values
         report = self._new_report()
         with Progress(self.progress, files=len(self.files), total_bytes=report.bytes).watch(con) as p:
             self._run(sql)
@@ -514,8 +518,8 @@ class LogSet:
                  names: Sequence[str] = (), view: str = "_logtap_light") -> Iterator[Any]:
         report = self._new_report()
         sql = f"""SELECT _class, {_BAD_COLS}, {select}
-                  FROM {view} WHERE (_class = 'ok' AND _match) OR _class <> 'ok'
-                  ORDER BY _class = 'ok', _ts, requestId"""  # noqa: S608 - trusted columns
+                  FROM {view} WHERE _match OR NOT _ok
+                  ORDER BY _ok, _ts, requestId"""  # noqa: S608 - trusted columns
         with Progress(self.progress, files=len(self.files), total_bytes=report.bytes).watch(self._connect()) as p:
             con = self._run(sql)
             while True:
@@ -591,7 +595,7 @@ class LogSet:
 
 
 #: For rows that are not records (malformed / skipped): where they are and what they lack; NULL otherwise.
-_BAD_COLS = ", ".join(f"CASE WHEN _class = 'ok' THEN NULL ELSE {c} END"
+_BAD_COLS = ", ".join(f"CASE WHEN _ok THEN NULL ELSE {c} END"
                       for c in ("filename", "_logtap_line", "requestId", '"timestamp"', "operation", "modelId"))
 
 

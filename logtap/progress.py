@@ -54,7 +54,7 @@ class Progress:
             elapsed = time.monotonic() - self._start
             rate = done * self.total_bytes / elapsed if elapsed else 0.0
             self.message(f"logtap: {done * self.files:,.0f}/{self.files:,} files, {_mb(done * self.total_bytes)} of "
-                         f"{_mb(self.total_bytes)} ({_mb(rate)}/s)")
+                         f"{_mb(self.total_bytes)} compressed ({_mb(rate)}/s)")
 
     def finish(self, scanned: int) -> None:
         elapsed = max(time.monotonic() - self._start, 1e-9)
