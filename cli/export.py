@@ -6,10 +6,10 @@ from typing import Any
 
 import click
 
+from logtap.cli.athena import engine_options, open_engine_from_cli
 from logtap.cli.options import (
     aws_options,
     filter_options,
-    open_from_cli,
     quiet_option,
     report_problems,
     source_args,
@@ -47,6 +47,7 @@ from logtap.cli.options import (
 @click.option("--keep-truncated", is_flag=True, default=None,
               help="prompt-response: keep answers cut off by max tokens (skipped by default).")
 @aws_options
+@engine_options
 @quiet_option
 def export(**kwargs: Any) -> None:
     """Write selected invocation logs as a training dataset.
@@ -64,7 +65,7 @@ def export(**kwargs: Any) -> None:
 
     sources = list(kwargs["sources"])
     profile, region, quiet = kwargs["profile"], kwargs["region"], kwargs["quiet"]
-    logs = open_from_cli(kwargs)
+    logs = open_engine_from_cli(kwargs)
     with logs:
         result = run(logs, sources=sources, output=kwargs["output"], mode=kwargs["mode"], format=kwargs["format_"],
                      teacher=kwargs["teacher"], student=kwargs["student"], dedupe=kwargs["dedupe"],

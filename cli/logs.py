@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from logtap.cli.athena import engine_options, open_engine_from_cli
 from logtap.cli.options import (
     aws_options,
     build_filter,
@@ -73,6 +74,7 @@ FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json", "js
 @aws_options
 @click.option("--limit", "-n", type=click.IntRange(min=0), help="At most N rows.")
 @FORMAT
+@engine_options
 @quiet_option
 def query(limit: int | None, fmt: str, **kwargs: Any) -> None:
     """One row per matching record, ordered by timestamp then requestId.
@@ -82,7 +84,7 @@ def query(limit: int | None, fmt: str, **kwargs: Any) -> None:
       logtap query ./logs --where project=support --since 7d
       logtap query s3://my-logs/AWSLogs --model anthropic.claude-3-haiku-20240307-v1:0 --format jsonl
     """
-    with open_from_cli(kwargs) as logs:
+    with open_engine_from_cli(kwargs) as logs:
         if fmt == "jsonl":
             write = sys.stdout.write
             for line in logs.json_lines(QUERY_COLUMNS, limit=limit):
@@ -99,6 +101,7 @@ def query(limit: int | None, fmt: str, **kwargs: Any) -> None:
 @click.option("--by", "by", multiple=True, metavar="KEY",
               help="Group by model, operation, day, hour, region or tag:KEY; repeatable.")
 @FORMAT
+@engine_options
 @quiet_option
 def stats(by: tuple[str, ...], fmt: str, **kwargs: Any) -> None:
     """Record counts and input/output token sums per group.
@@ -107,7 +110,7 @@ def stats(by: tuple[str, ...], fmt: str, **kwargs: Any) -> None:
     Example:
       logtap stats ./logs --by model --by tag:project --since 2025-06-01
     """
-    with open_from_cli(kwargs) as logs:
+    with open_engine_from_cli(kwargs) as logs:
         rows = logs.stats(by)
         columns = [*by, "records", "inputTokens", "outputTokens"]
         render(columns, [[r[c] for c in columns] for r in rows], fmt)

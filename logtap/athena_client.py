@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from logtap.athena_sql import (
     Compiled,
     Selection,
@@ -338,6 +340,13 @@ class AthenaLogSet:
             self.report.matched += 1
             self.report.scanned += 1
             yield row
+
+    def json_lines(self, columns: Sequence[str] = ("requestId", "timestamp", "operation", "modelId",
+                                                   "requestMetadata", "inputTokenCount", "outputTokenCount"),
+                   limit: int | None = None) -> Iterator[str]:
+        """Like ``rows`` but each row as a compact JSON object string (the engine's ``json_lines``)."""
+        for row in self.rows(columns, limit):
+            yield orjson.dumps(row, default=str).decode()
 
     def records(self, limit: int | None = None) -> Iterator[dict[str, Any]]:
         """Full Bedrock log records (bodies included), ordered by ``timestamp`` then ``requestId``:

@@ -215,7 +215,7 @@ def export_classifier(*, teacher: str, student: str) -> Classifier:
     """The export pipeline's own decision for one record: ``normalize`` -> ``shape`` (with the
     student family's defaults) -> ``bedrock-conversation-2024`` record -> ``check_record``."""
     from logtap.converters import bedrock_conversation
-    from logtap.converters.export import _prompt_key
+    from logtap.converters.export import prompt_key
     from logtap.converters.model import Unsupported
     from logtap.converters.normalize import normalize
     from logtap.converters.shaping import Shaping, shape
@@ -245,7 +245,7 @@ def export_classifier(*, teacher: str, student: str) -> Classifier:
                 return "fails-validation", None
         except Unsupported as exc:
             return exc.reason, None
-        return None, _prompt_key(example, mode)
+        return None, prompt_key(example, mode)
 
     return classify
 

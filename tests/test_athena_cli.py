@@ -104,3 +104,44 @@ def test_engine_duckdb_is_the_default(tmp_path: Any) -> None:
     result = CliRunner().invoke(count_cmd, [str(tmp_path), "--where", "project=support", "-q"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {"count": 1, "type": "LogSet"}
+
+
+def _queue_rows(server: str, header: list[str], rows: list[list[str]], types: dict[str, str]) -> None:
+    cols = [{"CatalogName": "c", "SchemaName": "s", "TableName": "t", "Name": n, "Label": n,
+             "Type": types.get(n, "varchar"), "Precision": 0, "Scale": 0, "Nullable": "UNKNOWN",
+             "CaseSensitive": False} for n in header]
+    data = [{"Data": [{"VarCharValue": v} for v in header]}]
+    data += [{"Data": [{"VarCharValue": v} for v in row]} for row in rows]
+    body = json.dumps({"account_id": "123456789012", "region": "us-east-1",
+                       "results": [{"rows": data, "column_info": cols}]}).encode()
+    req = urllib.request.Request(f"{server}/moto-api/static/athena/query-results", data=body,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req) as resp:
+        assert resp.status == 201
+
+
+def test_query_command_with_engine_athena_prints_jsonl(moto_athena: str) -> None:
+    header = ["requestId", "timestamp", "operation", "modelId", "requestMetadata", "inputTokenCount",
+              "outputTokenCount"]
+    _queue_rows(moto_athena, header, [["r1", "2025-06-01T00:00:01Z", "Converse", "amazon.nova-lite-v1:0",
+                                       '{"project":"support"}', "12", "34"]],
+                {"inputTokenCount": "bigint", "outputTokenCount": "bigint"})
+    result = CliRunner().invoke(cli, [
+        "query", "bedrock.bedrock_invocation_logs", "--engine", "athena", "--workgroup", "primary",
+        "--athena-output", "s3://results-bucket/logtap/", "--where", "project=support", "--format", "jsonl",
+        "--region", "us-east-1"])
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout.strip())
+    assert row["requestId"] == "r1" and row["requestMetadata"] == {"project": "support"}
+    assert row["inputTokenCount"] == 12
+
+
+def test_stats_command_with_engine_athena(moto_athena: str) -> None:
+    _queue_rows(moto_athena, ["operation", "records", "inputTokens", "outputTokens"],
+                [["Converse", "3", "30", "60"]],
+                {"records": "bigint", "inputTokens": "bigint", "outputTokens": "bigint"})
+    result = CliRunner().invoke(cli, [
+        "stats", "bedrock.bedrock_invocation_logs", "--engine", "athena", "--by", "operation",
+        "--athena-output", "s3://results-bucket/logtap/", "--format", "json", "--region", "us-east-1"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == [{"operation": "Converse", "records": 3, "inputTokens": 30, "outputTokens": 60}]
