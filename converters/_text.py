@@ -3,8 +3,31 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from logtap.converters.model import Prompt, Role, Text, Turn, Unsupported
+from logtap.converters.model import Prompt, Response, Role, Text, Turn, Unsupported
+from logtap.converters.streams import guardrail_intervened, metrics_tokens
+
+
+def required_str(body: dict[str, Any], key: str) -> str:
+    """``body[key]`` when it is a string; ``unsupported-shape`` (``"<key> is not a string"``) otherwise."""
+    value = body.get(key)
+    if not isinstance(value, str):
+        raise Unsupported("unsupported-shape", f"{key} is not a string")
+    return value
+
+
+def first_dict(items: Any) -> dict[str, Any]:
+    """The first element of ``items`` when ``items`` is a list whose first element is an object, else ``{}``."""
+    if isinstance(items, list) and items and isinstance(items[0], dict):
+        first: dict[str, Any] = items[0]
+        return first
+    return {}
+
+
+def last_value(chunks: list[dict[str, Any]], key: str) -> Any:
+    """The last truthy ``chunk[key]`` of a stream (its stop reason), or None."""
+    return next((c[key] for c in reversed(chunks) if c.get(key)), None)
 
 
 def build_prompt(system: str, segments: list[tuple[Role, str]], fmt: str) -> Prompt:
@@ -30,6 +53,26 @@ def build_prompt(system: str, segments: list[tuple[Role, str]], fmt: str) -> Pro
 def completion_text(text: str) -> str:
     """Generated text with the template's leading whitespace (``" Hello"``, ``"\\n\\nHi"``) removed."""
     return text.lstrip()
+
+
+def text_response(text: str, stop: Any, tin: int | None, tout: int | None, guard: bool,
+                  strip: bool = True) -> Response:
+    """A Response of one assistant text block (None when the text is empty).
+
+    ``strip`` removes a completion template's leading whitespace (:func:`completion_text`); a
+    non-string ``stop`` is dropped.
+    """
+    if strip:
+        text = completion_text(text)
+    return Response(Turn("assistant", (Text(text),)) if text else None,
+                    stop if isinstance(stop, str) else None, tin, tout, guard)
+
+
+def stream_text_response(chunks: list[dict[str, Any]], text: str, stop: Any, strip: bool = True) -> Response:
+    """:func:`text_response` for a reassembled stream: tokens from its invocation metrics, guardrail from
+    its chunks."""
+    tin, tout = metrics_tokens(chunks)
+    return text_response(text, stop, tin, tout, guardrail_intervened(chunks), strip)
 
 
 def single_turn(text: str) -> Prompt:
