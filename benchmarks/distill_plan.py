@@ -11,7 +11,6 @@ It also times compiling a 16-item filter to Trino SQL (pure Python, target < 1 m
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -22,9 +21,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-from _gen_logs import generate  # noqa: E402
+from _common import mixed_logs, mixed_logs_args  # noqa: E402
 
 LOGTAP = [sys.executable, "-m", "logtap"]
 
@@ -56,16 +54,9 @@ def trino_compile_ms() -> float:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="~50 MB instead of ~1 GB, one run")
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--no-s3", action="store_true", help="(accepted for make bench; this benchmark is local)")
-    args = ap.parse_args()
-    n = 27_000 if args.quick else 540_000
+    args = mixed_logs_args(__doc__)
     runs = 1 if args.quick else args.runs
-    root = ROOT / ".bench-cache" / f"logs-{n}"
-    raw = generate(root, records=n, workers=2)
-    print(f"dataset: {root} ({raw / 1e6:.0f} MB uncompressed)", flush=True)
+    root, raw = mixed_logs(args.quick)
     tmp = Path(tempfile.mkdtemp(prefix="logtap-bench-plan-"))
     cmds = {
         "logtap_export": [*LOGTAP, "export", str(root), "--mode", "prompt-response", "--where", FILTER,

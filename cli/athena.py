@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 import click
 
+from logtap.cli.options import apply_options
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: Keyword names ``engine_options`` adds; ``open_engine_from_cli`` pops exactly these.
@@ -80,9 +82,7 @@ def engine_options(f: F) -> F:
                      help="Empty S3 prefix where export's UNLOAD writes the full records."),
         click.option("--athena-catalog", metavar="NAME", help="Data catalog (default: AwsDataCatalog)."),
     ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+    return apply_options(f, options)
 
 
 def open_engine_from_cli(kwargs: dict[str, Any]) -> Any:

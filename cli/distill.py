@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from logtap.cli.options import (
+    apply_options,
     aws_options,
     build_filter,
     filter_options,
@@ -38,9 +39,7 @@ def job_options(f: F) -> F:
                      help="maxResponseLengthForInference: token limit when the job invokes the teacher."),
         click.option("--kms-key-id", metavar="KEY", help="KMS key for the custom model."),
     ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+    return apply_options(f, options)
 
 
 def _job_spec(kwargs: dict[str, Any]) -> Any:

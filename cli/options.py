@@ -13,7 +13,7 @@ Use the decorators and build the engine with ONE call::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -23,6 +23,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: The keyword names the decorators below add; ``open_from_cli`` pops exactly these.
 ENGINE_KWARGS = ("sources", "filter_", "where", "since", "until", "model", "operation", "profile", "region",
                  "quiet")
+
+
+def apply_options(f: F, options: Sequence[Callable[[Any], Any]]) -> F:
+    """``f`` decorated by ``options`` as if they were stacked in this order above it (first = outermost)."""
+    for option in reversed(options):
+        f = option(f)
+    return f
 
 
 def source_args(f: F) -> F:
@@ -45,9 +52,7 @@ def filter_options(f: F) -> F:
                      type=click.Choice(["Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream"]),
                      help="Operation; repeatable."),
     ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+    return apply_options(f, options)
 
 
 def aws_options(f: F) -> F:

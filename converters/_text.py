@@ -18,7 +18,7 @@ def required_str(body: dict[str, Any], key: str) -> str:
 
 
 def first_dict(items: Any) -> dict[str, Any]:
-    """The first element of ``items`` when ``items`` is a list whose first element is an object, else ``{}``."""
+    """``items[0]`` when ``items`` is a list whose first element is an object, else ``{}``."""
     if isinstance(items, list) and items and isinstance(items[0], dict):
         first: dict[str, Any] = items[0]
         return first
@@ -55,8 +55,8 @@ def completion_text(text: str) -> str:
     return text.lstrip()
 
 
-def text_response(text: str, stop: Any, tin: int | None, tout: int | None, guard: bool,
-                  strip: bool = True) -> Response:
+def text_reply(text: str, stop: Any, tin: int | None, tout: int | None, guard: bool,
+               strip: bool = True) -> Response:
     """A Response of one assistant text block (None when the text is empty).
 
     ``strip`` removes a completion template's leading whitespace (:func:`completion_text`); a
@@ -68,11 +68,11 @@ def text_response(text: str, stop: Any, tin: int | None, tout: int | None, guard
                     stop if isinstance(stop, str) else None, tin, tout, guard)
 
 
-def stream_text_response(chunks: list[dict[str, Any]], text: str, stop: Any, strip: bool = True) -> Response:
-    """:func:`text_response` for a reassembled stream: tokens from its invocation metrics, guardrail from
+def stream_text_reply(chunks: list[dict[str, Any]], text: str, stop: Any, strip: bool = True) -> Response:
+    """:func:`text_reply` for a reassembled stream: tokens from its invocation metrics, guardrail from
     its chunks."""
     tin, tout = metrics_tokens(chunks)
-    return text_response(text, stop, tin, tout, guardrail_intervened(chunks), strip)
+    return text_reply(text, stop, tin, tout, guardrail_intervened(chunks), strip)
 
 
 def single_turn(text: str) -> Prompt:

@@ -10,10 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from logtap.converters._text import completion_text, single_turn
-from logtap.converters.model import Block, Prompt, Response, Role, Text, Turn, Unsupported
+from logtap.converters._text import (
+    first_dict,
+    required_str,
+    single_turn,
+    stream_text_reply,
+    text_reply,
+)
+from logtap.converters.model import Prompt, Response, Role, Text, Turn, Unsupported
 from logtap.converters.registry import register
-from logtap.converters.streams import as_int, chunk_list, guardrail_intervened, metrics_tokens
+from logtap.converters.streams import as_int, chunk_list, guardrail_intervened
 
 
 def _content_text(content: Any) -> str:
@@ -46,19 +52,7 @@ def openai_like_request(body: dict[str, Any]) -> Prompt:
 
 
 def _choice(body: dict[str, Any]) -> dict[str, Any]:
-    choices = body.get("choices")
-    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-        return choices[0]
-    return {}
-
-
-def _text_response(text: str, stop: Any, tin: int | None, tout: int | None, guard: bool,
-                   strip: bool = False) -> Response:
-    if strip:
-        text = completion_text(text)
-    content: tuple[Block, ...] = (Text(text),) if text else ()
-    return Response(Turn("assistant", content) if content else None,
-                    stop if isinstance(stop, str) else None, tin, tout, guard)
+    return first_dict(body.get("choices"))
 
 
 @register("response", "ai21-jamba")
@@ -70,9 +64,9 @@ def openai_like_response(body: Any) -> Response:
     if message.get("tool_calls"):
         raise Unsupported("tool-use", "chat response with tool calls")
     usage: dict[str, Any] = body["usage"] if isinstance(body.get("usage"), dict) else {}
-    return _text_response(_content_text(message.get("content") or ""), choice.get("finish_reason"),
-                          as_int(usage.get("prompt_tokens")), as_int(usage.get("completion_tokens")),
-                          guardrail_intervened(body))
+    return text_reply(_content_text(message.get("content") or ""), choice.get("finish_reason"),
+                      as_int(usage.get("prompt_tokens")), as_int(usage.get("completion_tokens")),
+                      guardrail_intervened(body), strip=False)
 
 
 @register("stream", "ai21-jamba")
@@ -88,16 +82,12 @@ def openai_like_stream(body: Any) -> Response:
         if isinstance(delta.get("content"), str):
             parts.append(delta["content"])
         stop = choice.get("finish_reason") or stop
-    tin, tout = metrics_tokens(chunks)
-    return _text_response("".join(parts), stop, tin, tout, guardrail_intervened(chunks))
+    return stream_text_reply(chunks, "".join(parts), stop, strip=False)
 
 
 @register("request", "ai21-jurassic")
 def jurassic_request(body: dict[str, Any]) -> Prompt:
-    prompt = body.get("prompt")
-    if not isinstance(prompt, str):
-        raise Unsupported("unsupported-shape", "prompt is not a string")
-    return single_turn(prompt)
+    return single_turn(required_str(body, "prompt"))
 
 
 @register("response", "ai21-jurassic")
@@ -105,7 +95,7 @@ def jurassic_response(body: Any) -> Response:
     comps = body.get("completions") if isinstance(body, dict) else None
     if not isinstance(comps, list):
         raise Unsupported("unsupported-shape", "Jurassic output without completions")
-    first = comps[0] if comps and isinstance(comps[0], dict) else {}
+    first = first_dict(comps)
     text = str((first.get("data") or {}).get("text") or "")
     reason = (first.get("finishReason") or {}).get("reason")
-    return _text_response(text, reason, None, None, guardrail_intervened(body), strip=True)
+    return text_reply(text, reason, None, None, guardrail_intervened(body))

@@ -9,10 +9,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from logtap.converters._text import build_prompt, completion_text
-from logtap.converters.model import Prompt, Response, Role, Text, Turn, Unsupported
+from logtap.converters._text import (
+    build_prompt,
+    last_value,
+    required_str,
+    stream_text_reply,
+    text_reply,
+)
+from logtap.converters.model import Prompt, Response, Role, Unsupported
 from logtap.converters.registry import register
-from logtap.converters.streams import chunk_list, guardrail_intervened, metrics_tokens
+from logtap.converters.streams import chunk_list, guardrail_intervened
 
 _MARKER = re.compile(r"\n\n(Human|Assistant):")
 _ROLES: dict[str, Role] = {"Human": "user", "Assistant": "assistant"}
@@ -20,10 +26,7 @@ _ROLES: dict[str, Role] = {"Human": "user", "Assistant": "assistant"}
 
 @register("request", "anthropic-text")
 def text_request(body: dict[str, Any]) -> Prompt:
-    prompt = body.get("prompt")
-    if not isinstance(prompt, str):
-        raise Unsupported("unsupported-shape", "prompt is not a string")
-    pieces = _MARKER.split(prompt)
+    pieces = _MARKER.split(required_str(body, "prompt"))
     if len(pieces) < 3:
         raise Unsupported("unsupported-shape", "Anthropic text prompt without \\n\\nHuman:")
     system = pieces[0].strip()
@@ -31,23 +34,16 @@ def text_request(body: dict[str, Any]) -> Prompt:
     return build_prompt(system, segments, "Anthropic text")
 
 
-def _response(text: str, stop: Any, tin: int | None, tout: int | None, guard: bool) -> Response:
-    text = completion_text(text)
-    message = Turn("assistant", (Text(text),)) if text else None
-    return Response(message, stop if isinstance(stop, str) else None, tin, tout, guard)
-
-
 @register("response", "anthropic-text")
 def text_response(body: Any) -> Response:
     if not isinstance(body, dict) or not isinstance(body.get("completion", ""), str):
         raise Unsupported("unsupported-shape", "Anthropic completion output")
-    return _response(body.get("completion", ""), body.get("stop_reason"), None, None, guardrail_intervened(body))
+    return text_reply(body.get("completion", ""), body.get("stop_reason"), None, None,
+                      guardrail_intervened(body))
 
 
 @register("stream", "anthropic-text")
 def text_stream(body: Any) -> Response:
     chunks = chunk_list(body)
     text = "".join(c.get("completion") or "" for c in chunks)
-    stop = next((c["stop_reason"] for c in reversed(chunks) if c.get("stop_reason")), None)
-    tin, tout = metrics_tokens(chunks)
-    return _response(text, stop, tin, tout, guardrail_intervened(chunks))
+    return stream_text_reply(chunks, text, last_value(chunks, "stop_reason"))

@@ -12,26 +12,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from logtap.converters._text import build_prompt, completion_text, single_turn
-from logtap.converters.model import Prompt, Response, Role, Text, Turn, Unsupported
+from logtap.converters._text import (
+    build_prompt,
+    first_dict,
+    required_str,
+    single_turn,
+    stream_text_reply,
+    text_reply,
+)
+from logtap.converters.model import Prompt, Response, Role, Unsupported
 from logtap.converters.registry import register
-from logtap.converters.streams import chunk_list, guardrail_intervened, metrics_tokens
+from logtap.converters.streams import chunk_list, guardrail_intervened
 
 _CHAT_ROLES: dict[str, Role] = {"USER": "user", "CHATBOT": "assistant"}
 
 
-def _response(text: str, stop: Any, tin: int | None, tout: int | None, guard: bool) -> Response:
-    text = completion_text(text)
-    return Response(Turn("assistant", (Text(text),)) if text else None,
-                    stop if isinstance(stop, str) else None, tin, tout, guard)
-
-
 @register("request", "cohere-command")
 def command_request(body: dict[str, Any]) -> Prompt:
-    prompt = body.get("prompt")
-    if not isinstance(prompt, str):
-        raise Unsupported("unsupported-shape", "prompt is not a string")
-    return single_turn(prompt)
+    return single_turn(required_str(body, "prompt"))
 
 
 @register("response", "cohere-command")
@@ -39,9 +37,9 @@ def command_response(body: Any) -> Response:
     gens = body.get("generations") if isinstance(body, dict) else None
     if not isinstance(gens, list):
         raise Unsupported("unsupported-shape", "Cohere output without generations")
-    first = gens[0] if gens and isinstance(gens[0], dict) else {}
-    return _response(str(first.get("text") or ""), first.get("finish_reason"), None, None,
-                     guardrail_intervened(body))
+    first = first_dict(gens)
+    return text_reply(str(first.get("text") or ""), first.get("finish_reason"), None, None,
+                      guardrail_intervened(body))
 
 
 @register("stream", "cohere-command")
@@ -57,8 +55,7 @@ def command_stream(body: Any) -> Response:
         elif isinstance(c.get("text"), str) and not c.get("is_finished"):
             parts.append(c["text"])
         stop = c.get("finish_reason") or stop
-    tin, tout = metrics_tokens(chunks)
-    return _response("".join(parts), stop, tin, tout, guardrail_intervened(chunks))
+    return stream_text_reply(chunks, "".join(parts), stop)
 
 
 @register("request", "cohere-chat")
@@ -87,7 +84,7 @@ def chat_response(body: Any) -> Response:
         raise Unsupported("unsupported-shape", "Cohere chat output")
     if body.get("tool_calls"):
         raise Unsupported("tool-use", "Cohere chat response with tool calls")
-    return _response(body.get("text", ""), body.get("finish_reason"), None, None, guardrail_intervened(body))
+    return text_reply(body.get("text", ""), body.get("finish_reason"), None, None, guardrail_intervened(body))
 
 
 @register("stream", "cohere-chat")
@@ -95,5 +92,4 @@ def chat_stream(body: Any) -> Response:
     chunks = chunk_list(body)
     text = "".join(str(c.get("text") or "") for c in chunks if c.get("event_type") == "text-generation")
     stop = next((c.get("finish_reason") for c in reversed(chunks) if c.get("event_type") == "stream-end"), None)
-    tin, tout = metrics_tokens(chunks)
-    return _response(text, stop, tin, tout, guardrail_intervened(chunks))
+    return stream_text_reply(chunks, text, stop)

@@ -109,6 +109,25 @@ def _problems(report: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _convert(rec: dict[str, Any], shaping: Shaping, writer: Callable[[Example], dict[str, Any]], fmt: str,
+             rules: Any, skipped: Counter[str], source_files: set[str]) -> dict[str, Any] | None:
+    """One record -> its output document, or None with the skip reason counted."""
+    src = rec.get("_source")
+    if isinstance(src, dict) and src.get("file"):
+        source_files.add(str(src["file"]))
+    try:
+        doc = writer(shape(normalize(rec), shaping))
+        if fmt == "bedrock":
+            problems = check_record(doc, rules)
+            if problems:
+                raise Unsupported("fails-validation", problems[0])
+    except Unsupported as exc:
+        skipped[exc.reason] += 1
+        log.debug("skipped %s: %s", rec.get("requestId"), exc)
+        return None
+    return doc
+
+
 def export_records(
     logs: RecordSource,
     options: ExportOptions,
@@ -126,36 +145,55 @@ def export_records(
     source_files: set[str] = set()
     matched = 0
     duplicates = 0
+    unordered = getattr(logs, "records_unordered", None)
     with Output(options.output, s3_client=s3_client) as out:
-        for rec in logs.records():
-            matched += 1
-            src = rec.get("_source")
-            if isinstance(src, dict) and src.get("file"):
-                source_files.add(str(src["file"]))
+        if callable(unordered):
+            # Fast path: convert records as DuckDB's threads produce them, sort the (much smaller)
+            # output lines on disk, then dedupe / cap / write in (timestamp, requestId) order.
+            from logtap.spill import SortedSpill
+
+            spill = SortedSpill(getattr(logs, "_tmp", None))
             try:
-                conv = normalize(rec)
-                example = shape(conv, shaping)
-                doc = writer(example)
-                if options.format == "bedrock":
-                    problems = check_record(doc, rules)
-                    if problems:
-                        raise Unsupported("fails-validation", problems[0])
-            except Unsupported as exc:
-                skipped[exc.reason] += 1
-                log.debug("skipped %s: %s", rec.get("requestId"), exc)
-                continue
-            if options.dedupe:
-                key = _doc_key(doc, shaping.mode)
-                if key in seen:
-                    skipped["duplicate"] += 1
-                    duplicates += 1
+                for key, rec in unordered(lines=False):
+                    matched += 1
+                    doc = _convert(rec, shaping, writer, options.format, rules, skipped, source_files)
+                    if doc is None:
+                        continue
+                    line = orjson.dumps(doc) + b"\n"
+                    spill.add(key, (line, _doc_key(doc, shaping.mode) if options.dedupe else b"",
+                                    str(rec.get("requestId") or "")), len(line))
+                for _, (line, dkey, rid) in spill:
+                    if options.dedupe:
+                        if dkey in seen:
+                            skipped["duplicate"] += 1
+                            duplicates += 1
+                            continue
+                        seen.add(dkey)
+                    if options.max_records is not None and len(request_ids) >= options.max_records:
+                        skipped["over-max-records"] += 1
+                        continue
+                    out.write(line)
+                    request_ids.append(rid)
+            finally:
+                spill.close()
+        else:
+            for rec in logs.records():
+                matched += 1
+                doc = _convert(rec, shaping, writer, options.format, rules, skipped, source_files)
+                if doc is None:
                     continue
-                seen.add(key)
-            if options.max_records is not None and len(request_ids) >= options.max_records:
-                skipped["over-max-records"] += 1
-                continue
-            out.write(orjson.dumps(doc) + b"\n")
-            request_ids.append(str(rec.get("requestId") or ""))
+                if options.dedupe:
+                    key = _doc_key(doc, shaping.mode)
+                    if key in seen:
+                        skipped["duplicate"] += 1
+                        duplicates += 1
+                        continue
+                    seen.add(key)
+                if options.max_records is not None and len(request_ids) >= options.max_records:
+                    skipped["over-max-records"] += 1
+                    continue
+                out.write(orjson.dumps(doc) + b"\n")
+                request_ids.append(str(rec.get("requestId") or ""))
     report = logs.report
     written = len(request_ids)
     warnings: list[str] = []

@@ -12,10 +12,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from logtap.converters._text import build_prompt, completion_text, parse_inst, single_turn
-from logtap.converters.model import Prompt, Response, Role, Text, Turn, Unsupported
+from logtap.converters._text import (
+    build_prompt,
+    last_value,
+    parse_inst,
+    required_str,
+    single_turn,
+    stream_text_reply,
+    text_reply,
+)
+from logtap.converters.model import Prompt, Response, Role, Unsupported
 from logtap.converters.registry import register
-from logtap.converters.streams import as_int, chunk_list, guardrail_intervened, metrics_tokens
+from logtap.converters.streams import as_int, chunk_list, guardrail_intervened
 
 _HEADER = re.compile(r"<\|start_header_id\|>(.*?)<\|end_header_id\|>(.*?)(?=<\|start_header_id\|>|$)", re.DOTALL)
 _SPECIALS = re.compile(r"<\|(?:begin_of_text|eot_id|end_of_text|eom_id)\|>")
@@ -23,9 +31,7 @@ _SPECIALS = re.compile(r"<\|(?:begin_of_text|eot_id|end_of_text|eom_id)\|>")
 
 @register("request", "llama")
 def llama_request(body: dict[str, Any]) -> Prompt:
-    prompt = body.get("prompt")
-    if not isinstance(prompt, str):
-        raise Unsupported("unsupported-shape", "prompt is not a string")
+    prompt = required_str(body, "prompt")
     if "<|start_header_id|>" not in prompt:
         return parse_inst(prompt, "Llama 2") if "[INST]" in prompt else single_turn(prompt)
     first = prompt.index("<|start_header_id|>")
@@ -48,24 +54,17 @@ def llama_request(body: dict[str, Any]) -> Prompt:
     return build_prompt("\n\n".join(system_parts), segments, "Llama 3")
 
 
-def _response(text: str, stop: Any, tin: int | None, tout: int | None, guard: bool) -> Response:
-    text = completion_text(text)
-    return Response(Turn("assistant", (Text(text),)) if text else None,
-                    stop if isinstance(stop, str) else None, tin, tout, guard)
-
-
 @register("response", "llama")
 def llama_response(body: Any) -> Response:
     if not isinstance(body, dict) or not isinstance(body.get("generation", ""), str):
         raise Unsupported("unsupported-shape", "Llama output")
-    return _response(body.get("generation", ""), body.get("stop_reason"), as_int(body.get("prompt_token_count")),
-                     as_int(body.get("generation_token_count")), guardrail_intervened(body))
+    return text_reply(body.get("generation", ""), body.get("stop_reason"),
+                      as_int(body.get("prompt_token_count")), as_int(body.get("generation_token_count")),
+                      guardrail_intervened(body))
 
 
 @register("stream", "llama")
 def llama_stream(body: Any) -> Response:
     chunks = chunk_list(body)
     text = "".join(c.get("generation") or "" for c in chunks)
-    stop = next((c["stop_reason"] for c in reversed(chunks) if c.get("stop_reason")), None)
-    tin, tout = metrics_tokens(chunks)
-    return _response(text, stop, tin, tout, guardrail_intervened(chunks))
+    return stream_text_reply(chunks, text, last_value(chunks, "stop_reason"))

@@ -32,6 +32,7 @@ from logtap.athena_sql import (
     stats_column_names,
     unload_records,
 )
+from logtap.engine import ScanReport
 from logtap.errors import DataError, LogtapError, SourceError
 
 log = logging.getLogger("logtap.athena")
@@ -265,19 +266,11 @@ def read_unloaded(destination: str, *, s3_client: Any) -> Iterator[dict[str, Any
 
 
 @dataclass
-class AthenaReport:
-    """What the Athena queries so far read and cost; the same counters as the engine's
-    ``ScanReport`` (Athena does not report unreadable lines: the table's SerDe ignores malformed
-    JSON, so ``malformed`` stays 0 and ``scanned`` is the number of rows returned)."""
+class AthenaReport(ScanReport):
+    """What the Athena queries so far read and cost: the engine's ``ScanReport`` counters (Athena
+    does not report unreadable lines: the table's SerDe ignores malformed JSON, so ``malformed``
+    stays 0 and ``scanned`` is the number of rows returned), plus the queries and their cost."""
 
-    files: int = 0
-    bytes: int = 0
-    scanned: int = 0
-    matched: int = 0
-    malformed: int = 0
-    problems: list[Any] = field(default_factory=list)
-    skipped: dict[str, int] = field(default_factory=dict)
-    missing_bodies: int = 0
     queries: list[str] = field(default_factory=list)
     data_scanned_bytes: int = 0
     estimated_cost_usd: float = 0.0

@@ -50,6 +50,10 @@ COLUMNS: dict[str, Any] = {
     "performanceConfig": "JSON", "serviceTier": "JSON", "_logtap_line": "BIGINT",
 }
 STATS_KEYS = ("model", "operation", "day", "hour", "region")
+#: What the raw-line reader extracts from each line (``json_transform``: a wrong type gives NULL).
+_ENVELOPE_JSON = json.dumps({"schemaType": "VARCHAR", "timestamp": "VARCHAR", "requestId": "VARCHAR",
+                             "operation": "VARCHAR", "modelId": "VARCHAR",
+                             "requestMetadata": "MAP(VARCHAR, VARCHAR)", "_logtap_line": "BIGINT"})
 
 
 def _type_sql(t: Any) -> str:
@@ -198,6 +202,7 @@ class LogSet:
         self._finalizer = weakref.finalize(self, shutil.rmtree, self._tmp, True)
         self._origin: dict[str, str] = {}   # scanned path -> the source it stands for
         self._paths: list[str] = []
+        self._paths_version = 0  # bumped whenever the scanned file list changes (quarantine)
         self._file_problems: list[Problem] = []
         self._file_malformed = 0
         self._secret: DuckDBSecret | None = None
@@ -313,6 +318,24 @@ class LogSet:
                 FROM (SELECT *, try_cast("timestamp" AS TIMESTAMP) AS _ts
                       FROM read_json(getvariable('logtap_files'), format='newline_delimited', columns={columns},
                                      filename=true, maximum_object_size=268435456)))""")  # noqa: S608 - no user text
+        # Raw lines: every field kept (unknown ones too); the envelope is extracted for filtering.
+        for view, ordinality in (("_logtap_raw", ""), ("_logtap_raw_lines", " WITH ORDINALITY")):
+            line = "ordinality" if ordinality else "NULL::BIGINT"
+            con.execute(f"""
+                CREATE OR REPLACE TEMP VIEW {view} AS
+                SELECT *, CASE WHEN _ok THEN 'ok'
+                  WHEN requestId IS NULL OR operation IS NULL OR modelId IS NULL OR _ts IS NULL THEN 'malformed'
+                  ELSE 'not-a-log-record' END AS _class
+                FROM (SELECT *,
+                  requestId IS NOT NULL AND operation IS NOT NULL AND modelId IS NOT NULL AND _ts IS NOT NULL
+                    AND (schemaType IS NULL OR schemaType = 'ModelInvocationLog') AS _ok,
+                  ({match}) AS _match
+                FROM (SELECT filename, _json, _ordinal, e.*, try_cast(e."timestamp" AS TIMESTAMP) AS _ts
+                      FROM (SELECT filename, json AS _json, {line} AS _ordinal,
+                                   json_transform(json, '{_ENVELOPE_JSON}') AS e
+                            FROM read_ndjson_objects(getvariable('logtap_files'), filename=true,
+                                                     maximum_object_size=268435456){ordinality})))
+                """)  # noqa: S608 - no user text
         con.execute(f"""
             CREATE OR REPLACE TEMP VIEW logs AS
             SELECT requestId, _ts AS "timestamp", operation, modelId,
@@ -329,6 +352,7 @@ class LogSet:
             FROM _logtap_base WHERE _ok AND _match""")  # noqa: S608 - trusted SQL, values bound
 
     def _set_files(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._paths_version += 1
         con.execute("SET VARIABLE logtap_files = ?", [self._paths or [self._empty_file()]])
         # only spool and quarantine paths differ from their source; S3 spool paths map back to s3:// URIs
         renamed = {p: o for p, o in self._origin.items() if p != o}
@@ -403,7 +427,7 @@ class LogSet:
         stack = [tree]
         while stack:
             node = stack.pop()
-            if node.get("operator_name") == "READ_JSON" or node.get("operator_type") == "READ_JSON":
+            if node.get("operator_name") in _READERS or node.get("operator_type") in _READERS:
                 total += int(node.get("operator_cardinality") or 0)
             stack.extend(node.get("children", []))
         return total
@@ -507,12 +531,120 @@ class LogSet:
         args = ", ".join(f"'{c}', {_row_column(c)}" for c in columns)
         return self._ordered(f"json_object({args})::VARCHAR", limit, lambda row: row[0])
 
-    def records(self, limit: int | None = None) -> Iterator[dict[str, Any]]:
+    def records(self, limit: int | None = None, *, lines: bool = True) -> Iterator[dict[str, Any]]:
         """Full records as dicts, ordered by (timestamp, requestId), offloaded bodies resolved where
-        fetchable, each with ``"_source": {"file": ..., "line": ... | None}``."""
-        names = [k for k in COLUMNS if k != "_logtap_line"]
-        select = ", ".join(f'"{k}"' for k in names) + ", filename, _logtap_line"
-        return self._ordered(select, limit, None, names=names, view="_logtap_base")
+        fetchable, each with ``"_source": {"file": ..., "line": ...}``.
+
+        Every field of the logged line is kept, including top-level fields logtap does not know.
+        Memory stays flat: records are scanned in any order and sorted on disk (``logtap.spill``).
+        ``lines=False`` skips numbering the lines of files that read cleanly (``line`` is then None
+        for them), which makes the scan about a third cheaper; bad lines are always located.
+        """
+        from logtap.spill import SortedSpill
+
+        spill = SortedSpill(self._tmp)
+        try:
+            for key, rec in self.records_unordered(lines=lines):
+                data = orjson.dumps(rec)
+                spill.add(key, data, len(data))
+            report = self.report
+            report.matched = 0
+            for _, data in spill:
+                if limit is not None and report.matched >= limit:
+                    break
+                report.matched += 1
+                yield orjson.loads(data)
+        finally:
+            spill.close()
+
+    def records_unordered(self, *, lines: bool = False) -> Iterator[tuple[tuple[Any, ...], dict[str, Any]]]:
+        """``(sort_key, record)`` for every matching record, in no particular order, as DuckDB's
+        threads produce them (the fastest way to read records). Sorting by ``sort_key`` gives the
+        order of ``records()``: (timestamp, requestId), ties broken by source file and content."""
+        offsets: dict[str, int] = {}
+        view = "_logtap_raw_lines" if lines else "_logtap_raw"
+        sql = f"""SELECT _class, requestId, "timestamp", operation, modelId, filename, _logtap_line,
+                         epoch_us(_ts), _ordinal, _json
+                  FROM {view} WHERE _match OR NOT _ok"""  # noqa: S608 - trusted columns
+        locate = _LineFinder()
+        self._prepare()
+        report = self._new_report()
+        with Progress(self.progress, files=len(self.files), total_bytes=report.bytes).watch(self._connect()) as p:
+            while True:
+                if lines:
+                    offsets = self._line_offsets()
+                version = self._paths_version
+                con = self._run(sql)
+                if not lines or version == self._paths_version:
+                    break  # else a file was quarantined by this scan: number the new list again
+            report = self._new_report()
+            while True:
+                batch = con.fetchmany(4096)
+                if not batch:
+                    break
+                good: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+                for cls, rid, ts, op, model, filename, qline, us, ordinal, text in batch:
+                    line = qline if qline is not None else (
+                        ordinal - offsets[filename] if ordinal is not None and filename in offsets else None)
+                    if cls != "ok":
+                        self._bad_row(report, cls, filename, line or locate(self, filename, text),
+                                      {"requestId": rid, "timestamp": ts, "operation": op, "modelId": model})
+                        continue
+                    rec = orjson.loads(text)
+                    rec.pop("_logtap_line", None)
+                    why = _line_problem(rec)
+                    if why:
+                        report.malformed += 1
+                        report.problems.append(Problem(self._source(filename),
+                                                       line or locate(self, filename, text), why))
+                        continue
+                    source = self._source(filename)
+                    rec["_source"] = {"file": source, "line": line}
+                    good.append(((us, rid, source, line or 0, zlib.crc32(text.encode())), rec))
+                report.matched += len(good)
+                self._resolve_bodies([rec for _, rec in good], report)
+                yield from good
+            report.scanned = self._scanned(con)
+            p.finish(report.scanned)
+        report.problems.sort(key=lambda pr: (pr.file, pr.line or 0, pr.reason))
+
+    def _line_offsets(self) -> dict[str, int]:
+        """``{scanned path: ordinality of its first line - 1}`` for ``WITH ORDINALITY`` over the file list
+        (which numbers lines across the list in list order); one extra pass that counts lines per file."""
+        con = self._run("""SELECT filename, count(*) FROM read_ndjson_objects(getvariable('logtap_files'),
+                           filename=true, maximum_object_size=268435456) GROUP BY ALL""")
+        counts = dict(con.fetchall())
+        offsets: dict[str, int] = {}
+        total = 0
+        for path in self._paths:
+            offsets[path] = total
+            total += counts.get(path, 0)
+        return offsets
+
+    def _resolve_bodies(self, records: list[dict[str, Any]], report: ScanReport) -> None:
+        """Fill ``inputBodyJson`` / ``outputBodyJson`` of records whose body was offloaded."""
+        jobs: list[tuple[str, str]] = []
+        for rec in records:
+            for part, key in (("input", "inputBody"), ("output", "outputBody")):
+                body = rec.get(part)
+                if isinstance(body, dict) and body.get(f"{key}S3Path") and body.get(f"{key}Json") is None:
+                    jobs.append((body[f"{key}S3Path"], rec["_source"]["file"]))
+        if not jobs:
+            return
+        fetched = offload.fetch_bodies(jobs, self._clients)
+        for rec in records:
+            for part, key in (("input", "inputBody"), ("output", "outputBody")):
+                body = rec.get(part)
+                if not (isinstance(body, dict) and body.get(f"{key}S3Path") and body.get(f"{key}Json") is None):
+                    continue
+                result = fetched[(body[f"{key}S3Path"], rec["_source"]["file"])]
+                if isinstance(result, Exception):
+                    report.missing_bodies += 1
+                    report.problems.append(Problem(rec["_source"]["file"], rec["_source"]["line"],
+                                                   f"record {rec.get('requestId')}: offloaded {part} body "
+                                                   f"{body[f'{key}S3Path']} unavailable: {_short(result)}"))
+                else:
+                    body[f"{key}Json"] = result
 
     def _ordered(self, select: str, limit: int | None, convert: Any,
                  names: Sequence[str] = (), view: str = "_logtap_light") -> Iterator[Any]:
@@ -544,45 +676,6 @@ class LogSet:
             report.scanned = self._scanned(con)
             p.finish(report.scanned)
 
-    def _to_records(self, rows: list[tuple[Any, ...]], names: Sequence[str],
-                    report: ScanReport) -> Iterator[dict[str, Any]]:
-        records = []
-        jobs: list[tuple[str, str]] = []
-        for row in rows:
-            values = row[7:]
-            rec: dict[str, Any] = {}
-            for name, value in zip(names, values, strict=False):
-                if value is None:
-                    continue
-                if COLUMNS[name] == "JSON":
-                    value = orjson.loads(value)
-                elif isinstance(COLUMNS[name], dict):
-                    value = {k: (orjson.loads(v) if COLUMNS[name][k] == "JSON" else v)
-                             for k, v in value.items() if v is not None}
-                rec[name] = value
-            source = self._source(values[-2])
-            rec["_source"] = {"file": source, "line": values[-1]}
-            for part, key in (("input", "inputBody"), ("output", "outputBody")):
-                body = rec.get(part)
-                if isinstance(body, dict) and body.get(f"{key}S3Path") and f"{key}Json" not in body:
-                    jobs.append((body[f"{key}S3Path"], source))
-            records.append(rec)
-        fetched = offload.fetch_bodies(jobs, self._clients) if jobs else {}
-        for rec in records:
-            for part, key in (("input", "inputBody"), ("output", "outputBody")):
-                body = rec.get(part)
-                if not (isinstance(body, dict) and body.get(f"{key}S3Path") and f"{key}Json" not in body):
-                    continue
-                result = fetched[(body[f"{key}S3Path"], rec["_source"]["file"])]
-                if isinstance(result, Exception):
-                    report.missing_bodies += 1
-                    report.problems.append(Problem(rec["_source"]["file"], rec["_source"]["line"],
-                                                   f"record {rec.get('requestId')}: offloaded {part} body "
-                                                   f"{body[f'{key}S3Path']} unavailable: {_short(result)}"))
-                else:
-                    body[f"{key}Json"] = result
-            yield rec
-
     def sql(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None
             ) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Run DuckDB SQL in which the view ``logs`` holds the filtered records."""
@@ -597,6 +690,33 @@ class LogSet:
 #: For rows that are not records (malformed / skipped): where they are and what they lack; NULL otherwise.
 _BAD_COLS = ", ".join(f"CASE WHEN _ok THEN NULL ELSE {c} END"
                       for c in ("filename", "_logtap_line", "requestId", '"timestamp"', "operation", "modelId"))
+
+
+class _LineFinder:
+    """Where a bad raw line sits in its file (read again only for files that have bad lines)."""
+
+    def __init__(self) -> None:
+        self._files: dict[str, dict[str, int]] = {}
+
+    def __call__(self, logs: LogSet, filename: str, text: str | None) -> int | None:
+        if text is None or filename.startswith("s3://"):
+            return None
+        if filename not in self._files:
+            index: dict[str, int] = {}
+            try:
+                with open(filename, "rb") as fh:
+                    data = fh.read()
+                if data[:2] == b"\x1f\x8b":
+                    data = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data)
+                for n, raw in enumerate(data.split(b"\n"), 1):
+                    index.setdefault(raw.strip().decode("utf-8", "replace"), n)
+            except (OSError, zlib.error):
+                pass
+            self._files[filename] = index
+        return self._files[filename].get(text.strip())
+
+
+_READERS = ("READ_JSON", "READ_NDJSON_OBJECTS", "READ_JSON_OBJECTS")
 
 
 def _row_column(name: str) -> str:

@@ -1,0 +1,92 @@
+"""An external merge sort with bounded memory: add (key, payload) items in any order, read them back sorted.
+
+Items are buffered until ``run_bytes`` of payload, then sorted and written to a temporary file as
+one sorted run; iteration merges the runs (``heapq.merge``) reading each block by block. Memory
+stays about ``run_bytes`` (plus Python's per-object overhead) whatever the number of items.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import pickle
+import tempfile
+from collections.abc import Iterator
+from typing import IO, Any
+
+BLOCK = 512  # items per pickled block in a run file
+
+
+class SortedSpill:
+    """Collect ``(key, payload)`` pairs; iterate them ordered by key (ties keep no particular order,
+    so make keys unique where the order of ties matters). ``payload`` is anything picklable; ``size``
+    is its approximate size in bytes, which decides when a run is written out."""
+
+    def __init__(self, directory: str | None = None, run_bytes: int = 32 << 20) -> None:
+        self.directory = directory
+        self.run_bytes = run_bytes
+        self._buffer: list[tuple[Any, Any]] = []
+        self._buffered = 0
+        self._runs: list[IO[bytes]] = []
+        self.count = 0
+
+    def add(self, key: Any, payload: Any, size: int) -> None:
+        self._buffer.append((key, payload))
+        self._buffered += size + 64
+        self.count += 1
+        if self._buffered >= self.run_bytes:
+            self._spill()
+
+    def _spill(self) -> None:
+        self._buffer.sort(key=_first)
+        fh = tempfile.TemporaryFile(dir=self.directory, prefix="logtap-run-")
+        buf = self._buffer
+        for i in range(0, len(buf), BLOCK):
+            pickle.dump(buf[i:i + BLOCK], fh, protocol=pickle.HIGHEST_PROTOCOL)
+        fh.seek(0)
+        self._runs.append(fh)
+        self._buffer = []
+        self._buffered = 0
+
+    @property
+    def runs(self) -> int:
+        """Sorted runs written to disk so far."""
+        return len(self._runs)
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        self._buffer.sort(key=_first)
+        if not self._runs:
+            buf, self._buffer = self._buffer, []
+            yield from buf
+            return
+        try:
+            yield from heapq.merge(*(_read_run(fh) for fh in self._runs), iter(self._buffer), key=_first)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        for fh in self._runs:
+            fh.close()
+        self._runs = []
+        self._buffer = []
+
+
+def _first(item: tuple[Any, Any]) -> Any:
+    return item[0]
+
+
+def _read_run(fh: IO[bytes]) -> Iterator[tuple[Any, Any]]:
+    while True:
+        try:
+            block = pickle.load(fh)  # our own temporary file
+        except EOFError:
+            return
+        yield from block
+
+
+def spill_dir() -> str:
+    """Where runs go: ``$LOGTAP_TMPDIR`` or the system temporary directory."""
+    return os.environ.get("LOGTAP_TMPDIR") or tempfile.gettempdir()
+
+
+__all__ = ["SortedSpill", "spill_dir"]
