@@ -150,10 +150,10 @@ def export_records(
         if callable(unordered):
             # Fast path: convert records as DuckDB's threads produce them, sort the (much smaller)
             # output lines on disk, then dedupe / cap / write in (timestamp, requestId) order.
-            from logtap.spill import SortedSpill
+            from logtap.spill import SortedSpill, young_gc_only
 
             spill = SortedSpill(getattr(logs, "_tmp", None))
-            try:
+            with young_gc_only():
                 for key, rec in unordered(lines=False):
                     matched += 1
                     doc = _convert(rec, shaping, writer, options.format, rules, skipped, source_files)
@@ -174,7 +174,6 @@ def export_records(
                         continue
                     out.write(line)
                     request_ids.append(rid)
-            finally:
                 spill.close()
         else:
             for rec in logs.records():

@@ -69,7 +69,8 @@ class QueryRun:
         mb = self.data_scanned_bytes / 1024**2
         return (
             f"Athena query {self.query_execution_id} {self.state} in workgroup {self.workgroup or 'primary'}: "
-            f"{mb:,.1f} MB scanned (~${self.estimated_cost_usd:.4f}), {self.engine_ms} ms"
+            f"{mb:,.1f} MB scanned (~${self.estimated_cost_usd:.4f}), {self.engine_ms} ms; "
+            f"results in {self.output_location or '(workgroup default)'}"
         )
 
 

@@ -448,7 +448,8 @@ def _service_model() -> Any:
 def validate_request(request: Mapping[str, Any], service_model: Any = None) -> list[str]:
     """Problems in ``request`` against the installed ``bedrock`` service model: botocore's own
     validator (required members, types, minimum lengths, unknown members), plus the ``pattern``
-    and ``max`` of the top-level strings, which botocore leaves to the service."""
+    and ``max`` of every string in the request (nested ones and map keys included), which botocore
+    leaves to the service."""
     from botocore.validate import ParamValidator
 
     model = service_model or _service_model()
@@ -457,16 +458,30 @@ def validate_request(request: Mapping[str, Any], service_model: Any = None) -> l
     problems: list[str] = []
     if report.has_errors():
         problems = [line.strip("- ").strip() for line in report.generate_report().splitlines() if line.strip()]
-    for name, member in shape.members.items():
-        value = request.get(name)
-        if member.type_name != "string" or not isinstance(value, str):
-            continue
-        pattern, longest = member.metadata.get("pattern"), member.metadata.get("max")
-        if longest is not None and len(value) > longest:
-            problems.append(f"{name} is {len(value)} characters; at most {longest} allowed")
-        elif pattern and not re.fullmatch(pattern, value):
-            problems.append(f"{name} {value!r} does not match the pattern {pattern}")
+    _check_strings(shape, request, "", problems)
     return problems
+
+
+def _check_strings(shape: Any, value: Any, path: str, problems: list[str]) -> None:
+    """Append a problem for each string under ``value`` that breaks its shape's ``max``/``pattern``."""
+    kind = shape.type_name
+    if kind == "string" and isinstance(value, str):
+        pattern, longest = shape.metadata.get("pattern"), shape.metadata.get("max")
+        if longest is not None and len(value) > longest:
+            problems.append(f"{path} is {len(value)} characters; at most {longest} allowed")
+        elif pattern and not re.fullmatch(pattern, value):
+            problems.append(f"{path} {value!r} does not match the pattern {pattern}")
+    elif kind == "structure" and isinstance(value, Mapping):
+        for name, member in shape.members.items():
+            if name in value:
+                _check_strings(member, value[name], f"{path}.{name}" if path else name, problems)
+    elif kind == "list" and isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_strings(shape.member, item, f"{path}[{i}]", problems)
+    elif kind == "map" and isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_strings(shape.key, key, f"{path} key", problems)
+            _check_strings(shape.value, item, f"{path}[{key!r}]", problems)
 
 
 def _client(client: Any, session: Any) -> Any:

@@ -561,6 +561,12 @@ class LogSet:
         """``(sort_key, record)`` for every matching record, in no particular order, as DuckDB's
         threads produce them (the fastest way to read records). Sorting by ``sort_key`` gives the
         order of ``records()``: (timestamp, requestId), ties broken by source file and content."""
+        from logtap.spill import young_gc_only
+
+        with young_gc_only():
+            yield from self._records_unordered(lines)
+
+    def _records_unordered(self, lines: bool) -> Iterator[tuple[tuple[Any, ...], dict[str, Any]]]:
         offsets: dict[str, int] = {}
         view = "_logtap_raw_lines" if lines else "_logtap_raw"
         sql = f"""SELECT _class, requestId, "timestamp", operation, modelId, filename, _logtap_line,

@@ -15,8 +15,9 @@ How it hooks botocore: per client, through ``client.meta.events`` (no global pat
 * InvokeModel / InvokeModelWithResponseStream, ``provide-client-params``: the merged tags go in the
   ``requestMetadata`` parameter as a compact JSON string (botocore serializes it to the
   ``X-Amzn-Bedrock-Request-Metadata`` header; a string costs botocore about 1 us).
-* With a botocore too old to know ``requestMetadata`` for Invoke*, ``before-call`` adds the header
-  to the request dict, before botocore signs it, so it is in ``SignedHeaders``.
+* With a botocore too old to know ``requestMetadata`` for an Invoke* operation (checked per
+  operation), ``before-call`` adds the header to the request dict, before botocore signs it, so
+  it is in ``SignedHeaders``.
 * The exact dict sent is stored in botocore's per-request context as
   ``context["logtap_request_metadata"]`` (absent when no tags are sent); the sink reads it there.
 
@@ -131,9 +132,10 @@ class _Cache:
 class _ClientState:
     """Per-client settings and hooks, kept on the client as ``client._logtap_state``."""
 
-    def __init__(self, rules: TagRules, invoke_via_param: bool) -> None:
+    def __init__(self, rules: TagRules, invoke_param_ops: frozenset[str]) -> None:
         self.rules = rules
-        self.invoke_via_param = invoke_via_param
+        # InvokeModel* operations whose model knows ``requestMetadata`` (the others get the header).
+        self.invoke_param_ops = invoke_param_ops
         self.tags: dict[str, str] = {}
         self.strict = False
         self.sink_attached = False
@@ -304,6 +306,10 @@ def _merge(state: _ClientState, base: Mapping[str, str], caller: Mapping[Any, An
                 problem = Problem(problem.key, problem.code,
                                   problem.message + "; Bedrock will likely reject the call", False)
             state.report(problem, "requestMetadata of the call")
+        elif isinstance(key, str) and isinstance(value, str):
+            warning = filter_unsafe(key, value)
+            if warning is not None:
+                state.report(warning, "requestMetadata of the call")
     if not base:
         return caller  # type: ignore[return-value]
     merged: dict[str, Any] = {**base, **caller}
@@ -441,7 +447,7 @@ def _registrations(state: _ClientState) -> list[tuple[str, Callable[..., None], 
                      f"logtap.params.{op}"))
         regs.append((f"before-call.{SERVICE_ID}.{op}", state.on_before_call_body, f"logtap.body.{op}"))
     for op in INVOKE_OPS:
-        if state.invoke_via_param:
+        if op in state.invoke_param_ops:
             regs.append((f"provide-client-params.{SERVICE_ID}.{op}", state.on_invoke_params,
                          f"logtap.params.{op}"))
         else:
@@ -452,13 +458,16 @@ def _registrations(state: _ClientState) -> list[tuple[str, Callable[..., None], 
     return regs
 
 
-def _invoke_knows_param(service_model: Any) -> bool:
-    try:
-        return all(
-            "requestMetadata" in service_model.operation_model(op).input_shape.members for op in INVOKE_OPS
-        )
-    except Exception:  # an operation missing from the model: use the header
-        return False
+def _invoke_param_ops(service_model: Any) -> frozenset[str]:
+    """The InvokeModel* operations whose model has the ``requestMetadata`` parameter (per operation)."""
+    known = set()
+    for op in INVOKE_OPS:
+        try:
+            if "requestMetadata" in service_model.operation_model(op).input_shape.members:
+                known.add(op)
+        except Exception:  # an operation missing from the model: use the header
+            pass
+    return frozenset(known)
 
 
 def instrument(
@@ -478,7 +487,7 @@ def instrument(
     state = _state_of(client)
     if state is None:
         service_model = client.meta.service_model
-        new = _ClientState(rules_from_service_model(service_model), _invoke_knows_param(service_model))
+        new = _ClientState(rules_from_service_model(service_model), _invoke_param_ops(service_model))
         new.configure(tags, strict)  # may raise TagError (strict) before the client is touched
         events = client.meta.events
         for event, handler, unique_id in _registrations(new):
@@ -487,7 +496,7 @@ def instrument(
         state = new
     else:
         # Validate into a scratch state first so a strict TagError leaves the old settings intact.
-        scratch = _ClientState(state.rules, state.invoke_via_param)
+        scratch = _ClientState(state.rules, state.invoke_param_ops)
         scratch.warned = state.warned
         scratch.configure(tags, strict)
         state.tags, state.strict = scratch.tags, scratch.strict
@@ -598,7 +607,7 @@ def instrument_session(
     updates the settings for clients created afterwards.
     """
     emitter = _session_emitter(session)
-    scratch = _ClientState(_session_rules(session), True)
+    scratch = _ClientState(_session_rules(session), frozenset(INVOKE_OPS))
     scratch.configure(tags, strict)  # strict: TagError now, before any client exists
     settings = vars(session).get(_SESSION_ATTR)
     if isinstance(settings, _SessionSettings):

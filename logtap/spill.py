@@ -7,11 +7,13 @@ stays about ``run_bytes`` (plus Python's per-object overhead) whatever the numbe
 
 from __future__ import annotations
 
+import gc
 import heapq
 import os
 import pickle
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import IO, Any
 
 BLOCK = 512  # items per pickled block in a run file
@@ -84,9 +86,32 @@ def _read_run(fh: IO[bytes]) -> Iterator[tuple[Any, Any]]:
         yield from block
 
 
+@contextmanager
+def young_gc_only() -> Iterator[None]:
+    """Within the block, Python's cyclic GC collects only the young generations.
+
+    A scan allocates millions of short-lived objects while holding many long-lived ones (sort
+    buffers, dedupe keys); full collections would walk all of those again and again (measured: it
+    doubles the per-record cost of parsing and converting). Nothing is leaked: young cycles are
+    still collected every ``YOUNG_EVERY`` allocations, and the old generation afterwards.
+    """
+    was = gc.isenabled()
+    old = gc.get_threshold()
+    gc.set_threshold(YOUNG_EVERY, 1 << 30, 1 << 30)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+        if not was:
+            gc.disable()
+
+
+YOUNG_EVERY = 20_000
+
+
 def spill_dir() -> str:
     """Where runs go: ``$LOGTAP_TMPDIR`` or the system temporary directory."""
     return os.environ.get("LOGTAP_TMPDIR") or tempfile.gettempdir()
 
 
-__all__ = ["SortedSpill", "spill_dir"]
+__all__ = ["SortedSpill", "spill_dir", "young_gc_only"]

@@ -88,6 +88,7 @@ def test_engine_athena_runs_through_the_athena_api(moto_athena: str) -> None:
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {"count": 42, "type": "AthenaLogSet"}
     assert "SUCCEEDED in workgroup primary" in result.stderr and "MB scanned" in result.stderr
+    assert "results in s3://results-bucket/logtap/" in result.stderr
 
 
 def test_engine_athena_needs_one_table_source() -> None:

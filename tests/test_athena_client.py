@@ -102,7 +102,9 @@ def test_records_flow_binds_parameters_polls_and_pages(athena: tuple[Any, Stubbe
     assert logs.report.data_scanned_bytes == 3 * 1024**3
     assert logs.report.estimated_cost_usd == pytest.approx(3 / 1024 * 5.0, abs=1e-6)
     assert logs.report.matched == 2
-    assert "3,072.0 MB scanned" in logs.runs[0].summary()
+    summary = logs.runs[0].summary()
+    assert "3,072.0 MB scanned" in summary and "in workgroup analytics" in summary
+    assert f"results in {OUT}{QID}.csv" in summary
 
 
 def test_ctrl_c_while_polling_stops_the_query(athena: tuple[Any, Stubber]) -> None:

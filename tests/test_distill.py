@@ -162,8 +162,27 @@ def test_minimum_and_maximum_checks() -> None:
     plan = plan_distillation(many, teacher=TEACHER, student=NOVA_STUDENT)
     assert plan.modes["prompt-response"].usable == 101
     assert plan.modes["prompt-response"].checks() == []
-    plan.modes["prompt-response"].usable = 15_001
-    assert plan.modes["prompt-response"].checks() == ["15001 usable records: a distillation job takes at most 15,000"]
+    at_min = plan_distillation(many[:100], teacher=TEACHER, student=NOVA_STUDENT)
+    assert at_min.modes["prompt-only"].checks() == []
+    below = plan_distillation(many[:99], teacher=TEACHER, student=NOVA_STUDENT)
+    assert below.modes["prompt-only"].checks() == ["only 99 usable records: Bedrock recommends at least 100"]
+
+
+def test_maximum_check_counts_usable_records() -> None:
+    """15,000 usable records pass, 15,001 do not. A minimal record and a key-per-record classifier
+    keep this fast; the counting, duplicate detection and checks are the plan's own."""
+    def classify(rec: Any, mode: str) -> tuple[str | None, bytes | None]:
+        return None, rec["requestId"].encode()
+
+    def recs(n: int) -> Iterator[dict[str, Any]]:
+        return ({"requestId": f"r{i}", "modelId": TEACHER, "operation": "Converse"} for i in range(n))
+
+    at_max = plan_distillation(recs(15_000), teacher=TEACHER, student=NOVA_STUDENT, classify=classify)
+    assert at_max.modes["prompt-only"].checks() == []
+    over = plan_distillation(recs(15_001), teacher=TEACHER, student=NOVA_STUDENT, classify=classify)
+    assert over.modes["prompt-only"].usable == 15_001
+    assert over.modes["prompt-only"].checks() == ["15001 usable records: a distillation job takes at most 15,000"]
+    assert any("above 15,000" in n for n in over.notes)
 
 
 def test_token_statistics_against_the_student_context() -> None:
@@ -271,6 +290,19 @@ def test_invalid_request_is_refused_before_any_call() -> None:
     with Stubber(client), pytest.raises(DataError) as err:  # no response queued: a call would fail
         submit_job(bad, client=client)
     assert "roleArn" in str(err.value) and "jobName 'has spaces'" in str(err.value)
+
+
+def test_nested_strings_are_checked_against_the_service_model_patterns() -> None:
+    """botocore checks types and required members only; the patterns of nested strings (the teacher,
+    the logs' S3 URI) are checked from the same model before anything is sent."""
+    request = build_request(teacher="Nova Pro!", student=NOVA_STUDENT, job=JOB, logs_uri="s3://Bad_Bucket/logs/")
+    problems = validate_request(request)
+    assert any(p.startswith("customizationConfig.distillationConfig.teacherModelConfig.teacherModelIdentifier "
+                            "'Nova Pro!' does not match") for p in problems), problems
+    assert any(p.startswith("trainingDataConfig.invocationLogsConfig.invocationLogSource.s3Uri") for p in problems)
+    good = build_request(teacher=f"us.{TEACHER}", student=NOVA_STUDENT, job=JOB, logs_uri="s3://logs-bucket/AWSLogs/",
+                         filter={"andAll": [{"equals": {"project": "support"}}, {"notEquals": {"env": "dev"}}]})
+    assert validate_request(good) == []
 
 
 @pytest.fixture

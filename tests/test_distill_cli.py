@@ -189,3 +189,24 @@ def test_status_of_a_failed_job_exits_1(stubbed_bedrock: Stubber) -> None:
     result = CliRunner().invoke(cli, ["distill", "status", "support-1"])
     assert result.exit_code == 1
     assert "failureMessage" in result.output and "Role cannot read" in result.output
+
+
+@pytest.mark.parametrize("mode", ["prompt-only", "prompt-response"])
+def test_plan_shows_exactly_the_request_submit_sends(s3_client: Any, s3_bucket: str, stubbed_bedrock: Stubber,
+                                                      mode: str) -> None:
+    """The request in the plan is the one `submit` with the same options sends (checked by Stubber's
+    expected_params against the real service model)."""
+    records.write_s3_logs(s3_client, s3_bucket, _logs())
+    source = f"s3://{s3_bucket}/AWSLogs/"
+    common = [source, "--where", "project=support", "--where", "env!=dev", "--mode", mode, "--teacher", TEACHER,
+              "--student", "amazon.nova-lite-v1:0", *JOB_ARGS, "--max-response-length", "1500"]
+    planned = run("distill", "plan", *common, "--format", "json", "--region", "us-east-1", "-q")
+    assert planned.exit_code == 0, planned.output
+    doc = json.loads(planned.stdout)
+    assert doc["ok"] is True and doc["requestProblems"] == []
+    request = doc["request"]
+    assert request["trainingDataConfig"]["invocationLogsConfig"]["usePromptResponse"] is (mode == "prompt-response")
+    stubbed_bedrock.add_response("create_model_customization_job", {"jobArn": JOB_ARN}, expected_params=request)
+    submitted = run("distill", "submit", *common)
+    assert submitted.exit_code == 0, submitted.output
+    assert submitted.stdout.strip() == JOB_ARN

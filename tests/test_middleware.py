@@ -322,3 +322,80 @@ def test_sink_without_attach_warns_and_tags_still_apply(
     converse(runtime_client)
     assert bedrock_server.last.json()["requestMetadata"] == {"p": "1"}
     logtap.uninstrument(runtime_client)
+
+
+def test_botocore_knowing_the_parameter_for_only_one_invoke_operation(
+    bedrock_server: BedrockServer, tmp_path: Any
+) -> None:
+    """The header-or-parameter choice is made per operation, so the caller's JSON is merged on both."""
+    from support.bedrock_fixtures import session_with_model
+
+    def drop_from_stream_op(model: dict[str, Any]) -> None:
+        shape = model["operations"]["InvokeModelWithResponseStream"]["input"]["shape"]
+        model["shapes"][shape]["members"].pop("requestMetadata")
+
+    client = logtap.instrument(
+        new_runtime_client(bedrock_server.url, session_with_model(tmp_path, drop_from_stream_op)),
+        tags={"project": "P", "env": "prod"})
+    invoke(client, requestMetadata='{"case":"c1","project":"Mine"}')
+    assert sent_header(bedrock_server) == {"project": "Mine", "env": "prod", "case": "c1"}
+    assert HEADER in bedrock_server.last.signed_headers
+    with logtap.tags(intent="I"):
+        list(client.invoke_model_with_response_stream(modelId=MODEL, body=b"{}")["body"])
+    assert bedrock_server.last.operation == "InvokeModelWithResponseStream"
+    assert bedrock_server.last.header(HEADER) == '{"intent":"I","project":"P","env":"prod"}'
+    assert HEADER in bedrock_server.last.signed_headers
+
+
+def _class_snapshot() -> dict[str, dict[str, int]]:
+    import botocore.client
+    import botocore.endpoint
+    import botocore.hooks
+    import botocore.serialize
+    import botocore.session
+    import botocore.signers
+
+    classes = [botocore.client.BaseClient, botocore.client.ClientCreator, botocore.endpoint.Endpoint,
+               botocore.hooks.HierarchicalEmitter, botocore.session.Session, botocore.signers.RequestSigner,
+               botocore.serialize.RestJSONSerializer, boto3.Session]
+    return {cls.__qualname__: {name: id(value) for name, value in vars(cls).items()} for cls in classes}
+
+
+def test_no_global_patching_of_botocore(bedrock_server: BedrockServer, make_runtime_client: Any) -> None:
+    import botocore.handlers
+
+    before, handlers_before = _class_snapshot(), list(botocore.handlers.BUILTIN_HANDLERS)
+    session = boto3.Session()
+    tagged = logtap.instrument(make_runtime_client(session), tags={"p": "1"})
+    logtap.instrument_session(boto3.Session(), tags={"s": "1"})
+    with logtap.tags(q="2"):
+        converse(tagged)
+        invoke(tagged)
+    assert _class_snapshot() == before
+    assert botocore.handlers.BUILTIN_HANDLERS == handlers_before
+    fresh = make_runtime_client(session)  # the same session, created after instrument(): untouched
+    with logtap.tags(q="2"):
+        converse(fresh)
+    assert "requestMetadata" not in bedrock_server.last.json()
+    assert not middleware.is_instrumented(fresh)
+
+
+def test_tagging_imports_nothing_of_the_query_side(bedrock_server: BedrockServer) -> None:
+    """A Lambda that only tags calls: instrument, tags, real calls, uninstrument; no duckdb or click."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys, boto3, logtap
+client = logtap.instrument(boto3.client("bedrock-runtime", endpoint_url={bedrock_server.url!r}), tags={{"p": "1"}})
+with logtap.tags(q="2"):
+    client.converse(modelId="m", messages=[{{"role": "user", "content": [{{"text": "hi"}}]}}])
+    client.invoke_model(modelId="m", body=b"{{}}")["body"].read()
+logtap.uninstrument(client)
+print(",".join(m for m in ("duckdb", "click", "logtap.engine", "logtap.cli") if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == ""
+    assert [r.operation for r in bedrock_server.requests] == ["Converse", "InvokeModel"]
+    assert bedrock_server.requests[0].json()["requestMetadata"] == {"q": "2", "p": "1"}
+    assert sent_header(bedrock_server) == {"q": "2", "p": "1"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -71,9 +72,9 @@ INTERNALS = ["_base_tags", "_merge", "_fit_json", "_dump", "_parse_caller_json",
 
 def _run_with_broken(
     server: BedrockServer, raw: Any, clients: list[Any], caplog: pytest.LogCaptureFixture
-) -> int:
-    """Each operation through each client equals the raw client's; returns how many hooks failed."""
-    failures = 0
+) -> list[str]:
+    """Each operation through each client equals the raw client's; returns the failure warnings."""
+    failures: list[str] = []
     for operation in OPERATIONS:
         for client in clients:
             knows_param = "requestMetadata" in client.meta.service_model.operation_model(
@@ -88,7 +89,7 @@ def _run_with_broken(
             caplog.clear()
             with caplog.at_level(logging.WARNING, logger="logtap"), logtap.tags(q="2"):
                 assert call(client, operation, metadata) == expected
-            failed = sum("internal error in hook" in r.getMessage() for r in caplog.records)
+            failed = [r.getMessage() for r in caplog.records if "internal error in hook" in r.getMessage()]
             if failed:  # the request went out exactly as the raw client's did
                 assert server.last.body == expected_request.body
                 assert server.last.header(HEADER) == expected_request.header(HEADER)
@@ -110,7 +111,47 @@ def test_every_hook_failing_leaves_the_call_untouched(
         monkeypatch.setattr(middleware, name, raising)
     if internal in ("current_stack", "ALL"):
         monkeypatch.setattr(tag_context, "current_stack", raising)
-    assert _run_with_broken(bedrock_server, raw, clients, caplog) > 0  # the broken code was reached
+    assert _run_with_broken(bedrock_server, raw, clients, caplog)  # the broken code was reached
+
+
+def _hook_names(client: Any) -> set[str]:
+    state = middleware._state_of(client)
+    assert state is not None
+    return {handler.__name__ for _event, handler, _uid in middleware._registrations(state)}
+
+
+def test_every_registered_hook_raising_leaves_every_call_untouched(
+    bedrock_server: BedrockServer, make_runtime_client: Any, old_botocore_session: Any,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each hook logtap registers (new and old botocore) raises as a whole; every call is as the raw one."""
+    guard_code = middleware._guarded(lambda self: None).__code__
+    probe = [logtap.instrument(make_runtime_client()),
+             logtap.instrument(new_runtime_client(bedrock_server.url, old_botocore_session))]
+    for client in probe:  # every handler on the client runs inside the guard
+        state = middleware._state_of(client)
+        assert state is not None
+        assert all(handler.__func__.__code__ is guard_code for _e, handler, _u in middleware._registrations(state))
+    names = _hook_names(probe[0]) | _hook_names(probe[1])
+    assert names == {"on_converse_params", "on_before_call_body", "on_invoke_params",
+                     "on_invoke_header_params", "on_before_call_header"}
+    for client in probe:
+        logtap.uninstrument(client)
+
+    def broken(name: str) -> Any:
+        def hook(self: Any, *args: Any, **kwargs: Any) -> None:
+            raise RuntimeError(f"logtap internal failure in {name} (test)")
+
+        hook.__name__ = name
+        return middleware._guarded(hook)
+
+    for name in names:
+        monkeypatch.setattr(middleware._ClientState, name, broken(name))
+    raw = make_runtime_client()
+    clients = [logtap.instrument(make_runtime_client(), tags={"p": "1"}),
+               logtap.instrument(new_runtime_client(bedrock_server.url, old_botocore_session), tags={"p": "1"})]
+    failures = _run_with_broken(bedrock_server, raw, clients, caplog)
+    assert {m.split("hook ")[1].split(";")[0] for m in failures} == names  # each one really raised
 
 
 def test_failing_header_write_on_old_botocore(
@@ -206,5 +247,5 @@ def test_stream_chunks_reach_the_caller_unchanged_and_in_order(
         assert texts == [f"part{i} " for i in range(25)]
         assert bedrock_server.last.json()["requestMetadata"] == {"q": "2", "p": "1"}
     else:
-        assert len(got) == len(anthropic_stream_chunks(["a", "b", "c"] * 5))
+        assert [json.loads(chunk) for chunk in got] == anthropic_stream_chunks(["a", "b", "c"] * 5)
         assert bedrock_server.last.header(HEADER) == '{"q":"2","p":"1"}'

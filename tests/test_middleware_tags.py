@@ -323,3 +323,18 @@ def test_check_tag_matches_the_documented_limits(key: str, value: str) -> None:
     assert (tagrules.check_tag(tagrules.DEFAULT_RULES, key, value) is None) == expected_ok
     unsafe = tagrules.filter_unsafe(key, value)
     assert (unsafe is not None) == bool({"#", ","} & (set(key) | set(value)))
+
+
+def test_callers_own_filter_unsafe_tags_are_sent_with_a_warning(
+    bedrock_server: BedrockServer, runtime_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    logtap.instrument(runtime_client, tags={"p": "1"}, strict=True)  # a warning, never a TagError
+    with caplog.at_level(logging.WARNING, logger="logtap"):
+        converse(runtime_client, requestMetadata={"case#": "a", "list": "x,y"})
+        runtime_client.invoke_model(modelId=MODEL, body=b"{}", requestMetadata='{"inv": "u,v"}')
+    assert bedrock_server.requests[0].json()["requestMetadata"] == {"p": "1", "case#": "a", "list": "x,y"}
+    assert json.loads(bedrock_server.last.header(HEADER) or "") == {"p": "1", "inv": "u,v"}
+    assert warned_keys(caplog) == ["case#", "inv", "list"]
+    assert all("distillation" in r.getMessage() for r in logtap_warnings(caplog))
+    assert_no_value_logged(caplog, "x,y", "u,v")
+    logtap.uninstrument(runtime_client)

@@ -114,7 +114,22 @@ class BuiltRecord:
 
 
 def hour_prefix(epoch: float) -> str:
-    return time.strftime("%Y/%m/%d/%H", time.gmtime(epoch))
+    return _stamps(epoch)[1]
+
+
+_LAST_STAMPS: tuple[int, str, str] = (-1, "", "")
+
+
+def _stamps(epoch: float) -> tuple[str, str]:
+    """(record ``timestamp``, hour folder) of ``epoch``; the last second's pair is reused."""
+    global _LAST_STAMPS
+    second = int(epoch)
+    last = _LAST_STAMPS  # one tuple, replaced whole: safe with several writer threads
+    if last[0] != second:
+        moment = time.gmtime(second)
+        last = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", moment), time.strftime("%Y/%m/%d/%H", moment))
+        _LAST_STAMPS = last
+    return last[1], last[2]
 
 
 def log_prefix(account_id: str, region: str, hour: str) -> str:
@@ -141,7 +156,7 @@ class RecordBuilder:
 
     def build(self, call: CompletedCall) -> BuiltRecord:
         account, arn = self._identity(call)
-        hour = hour_prefix(call.started)
+        timestamp, hour = _stamps(call.started)
         data_prefix = f"{log_prefix(account, call.region, hour)}/data"
         attachments: list[Attachment] = []
 
@@ -153,7 +168,7 @@ class RecordBuilder:
         record: dict[str, Any] = {
             "schemaType": SCHEMA_TYPE,
             "schemaVersion": SCHEMA_VERSION,
-            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(call.started)),
+            "timestamp": timestamp,
             "accountId": account,
         }
         if arn:
@@ -237,9 +252,9 @@ class RecordBuilder:
             except orjson.JSONDecodeError:
                 return _NotJson(bytes(resp))
             return _Raw(bytes(resp)) if _plain_line(resp) else value
-        decode = getattr(resp, "decode_chunks", None)
-        if callable(decode):
-            return decode()
+        build = getattr(resp, "build_body", None)  # a stream's response, built here off the calling thread
+        if callable(build):
+            return build()
         return _inline_blobs(resp, [])
 
     def _place(self, target: dict[str, Any], side: str, body: Any, request_id: str, data_prefix: str,
@@ -250,13 +265,20 @@ class RecordBuilder:
         if isinstance(body, _Raw):
             raw = body.json
         else:
-            raw = body.content if isinstance(body, _NotJson) else orjson.dumps(body)
+            raw = body.content if isinstance(body, _NotJson) else orjson.dumps(body, default=_json_default)
         if not isinstance(body, _NotJson) and len(raw) <= self._max_inline:
-            target[f"{side}BodyJson"] = orjson.Fragment(raw) if isinstance(body, _Raw) else body
+            target[f"{side}BodyJson"] = orjson.Fragment(raw)  # serialized once, here
             return
         name = f"{request_id}_{side}.json.gz"
         attachments.append(Attachment(name, gzip.compress(raw, compresslevel=6)))
         target[f"{side}BodyS3Path"] = self._uri_for(f"{data_prefix}/{name}")
+
+
+def _json_default(obj: Any) -> Any:
+    """Values orjson cannot write in a body logtap built itself: bytes as base64, the rest as text."""
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(obj)).decode("ascii")
+    return str(obj)
 
 
 class _Raw:

@@ -18,6 +18,7 @@ exception class name), one the caller closes or drops before the end with ``erro
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
@@ -117,8 +118,8 @@ def _finish_block(block: dict[str, Any]) -> dict[str, Any]:
             if signature:
                 reasoning["signature"] = signature
             redacted = b"".join(p for p in value.get("redactedContent", []) if isinstance(p, bytes))
-            if redacted:
-                out["reasoningContent"] = {"redactedContent": redacted}
+            if redacted:  # JSON has no bytes: base64 text, as logtap logs Converse's own bytes
+                out["reasoningContent"] = {"redactedContent": base64.b64encode(redacted).decode("ascii")}
             else:
                 out["reasoningContent"] = {"reasoningText": reasoning}
         else:
@@ -139,6 +140,8 @@ class StreamRecorder:
         self.finished = False
 
     def on_event(self, event: Any) -> None:
+        if self.finished:  # abandoned (close() / exit) while another thread still reads: keep it as it was
+            return
         try:
             self.events += 1
             if self.converse is not None:
@@ -165,8 +168,9 @@ class StreamRecorder:
 
     # -- results --------------------------------------------------------------------------------
     def response(self) -> Any:
+        """The logged response, built later on the writer thread (``build_body()``), not on the caller's."""
         if self.converse is not None:
-            return self.converse.response()
+            return _Aggregated(self.converse)
         return _ChunkList(self.chunks)
 
     def invocation_metrics(self) -> dict[str, Any]:
@@ -181,13 +185,23 @@ class StreamRecorder:
         return metrics if isinstance(metrics, dict) else {}
 
 
+class _Aggregated:
+    """A finished ConverseStream; turned into the Converse-shaped response by the writer."""
+
+    def __init__(self, aggregator: ConverseAggregator) -> None:
+        self.aggregator = aggregator
+
+    def build_body(self) -> dict[str, Any]:
+        return self.aggregator.response()
+
+
 class _ChunkList:
     """InvokeModelWithResponseStream chunk payloads; decoded into a JSON array by the writer."""
 
     def __init__(self, chunks: list[bytes]) -> None:
         self.chunks = chunks
 
-    def decode_chunks(self) -> list[Any]:
+    def build_body(self) -> list[Any]:
         out: list[Any] = []
         for raw in self.chunks:
             try:
@@ -211,9 +225,10 @@ class RecordingEventStream(EventStream):  # type: ignore[misc]
 
     def __iter__(self) -> Iterator[Any]:
         recorder: StreamRecorder = self._logtap_recorder
+        note = recorder.on_event
         try:
             for event in super().__iter__():
-                recorder.on_event(event)
+                note(event)
                 yield event
         except GeneratorExit:
             raise
@@ -228,7 +243,7 @@ class RecordingEventStream(EventStream):  # type: ignore[misc]
 
     def __del__(self) -> None:  # dropped before the end: recorded as abandoned
         recorder = self.__dict__.get("_logtap_recorder")
-        if recorder is not None:
+        if recorder is not None and not recorder.finished:
             recorder.abandon()
 
 
@@ -282,7 +297,7 @@ def _aio_class() -> type[Any] | None:
 
                 def __del__(self) -> None:
                     recorder = self.__dict__.get("_logtap_recorder")
-                    if recorder is not None:
+                    if recorder is not None and not recorder.finished:
                         recorder.abandon()
 
             _AIO.append(RecordingAioEventStream)

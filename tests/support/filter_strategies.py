@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from logtap.filters import AndAll, Equals, Filter, NotEquals, OrAll
 
-KEYS = ("project", "team", "env", "a b", "x:y/z", "k=v+$@-._")
+KEYS = ("project", "team", "env", "a b", "x:y", "x:y/z", "k=v+$@-._")
 VALUES = ("", "support", "search", "prod", "dev", "Prod", "code-review", "v 1", "with space", "a.b_c:d/e=f+g$h@i-j")
 
 keys = st.sampled_from(KEYS)
