@@ -12,7 +12,6 @@ import duckdb
 import pytest
 import sqlglot
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 import logtap
 from logtap.athena_sql import (
@@ -157,30 +156,6 @@ def test_trino_filter_selects_what_the_duckdb_engine_selects(
     assert got == engine_ids(log_root, Selection(filter=f))
     assert got == _expected(lambda r: f.evaluate(r.get("requestMetadata")))
     assert "data-row" not in got
-
-
-def test_record_pools_cover_the_engine_property_generator() -> None:
-    """The records are drawn from pools that hold every key and value the query engine's own
-    property test (tests/test_filters.py) generates, so its filters really hit records here."""
-    import test_filters
-
-    for strategy, pool in ((test_filters.KEYS, KEYS), (test_filters.VALUES, VALUES)):
-        assert set(strategy.elements) <= set(pool)  # type: ignore[attr-defined]
-
-
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.data())
-def test_trino_selects_what_the_engine_selects_for_the_engine_property_generator(
-    db: duckdb.DuckDBPyConnection, log_root: Path, data: st.DataObject
-) -> None:
-    """The same equivalence, for filters drawn from the generator of the query engine's property
-    test itself (Bedrock-shaped documents and the deeper local trees)."""
-    import test_filters
-
-    f = data.draw(st.one_of(test_filters.BEDROCK, test_filters.TREES))
-    got = selected(db, Selection(filter=f))
-    assert got == engine_ids(log_root, Selection(filter=f))
-    assert got == _expected(lambda r: f.evaluate(r.get("requestMetadata")))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -16,25 +16,19 @@ from logtap.filters import (
     Equals,
     Filter,
     NotEquals,
-    OrAll,
     combine,
     parse_filter_arg,
     parse_where,
     to_bedrock,
 )
+from support import filter_strategies as fs
 
-KEYS = st.sampled_from(["project", "team", "env", "a b", "x:y"])
-VALUES = st.sampled_from(["", "support", "dev", "prod", "code-review", "v 1"])
-BASE = st.one_of(st.builds(Equals, KEYS, VALUES), st.builds(NotEquals, KEYS, VALUES))
-BEDROCK = st.one_of(
-    BASE,
-    st.builds(lambda xs: AndAll(tuple(xs)), st.lists(BASE, min_size=1, max_size=16)),
-    st.builds(lambda xs: OrAll(tuple(xs)), st.lists(BASE, min_size=1, max_size=16)),
-)
-TREES = st.recursive(BASE, lambda kids: st.one_of(
-    st.builds(lambda xs: AndAll(tuple(xs)), st.lists(kids, min_size=1, max_size=4)),
-    st.builds(lambda xs: OrAll(tuple(xs)), st.lists(kids, min_size=1, max_size=4))), max_leaves=12)
-METADATA = st.one_of(st.none(), st.dictionaries(KEYS, VALUES, max_size=4))
+# One generator for every property test of filters (the Athena equivalence test draws from it too).
+KEYS = fs.keys
+VALUES = fs.values
+BEDROCK = fs.filters()
+TREES = fs.filters(nested=True)
+METADATA = fs.request_metadata()
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from logtap.sink import Sink
 from logtap.sink.writer import complete_members
 from support.bedrock_server import (
     Event,
+    converse_reply,
     converse_stream_reply,
     error_reply,
     invoke_reply,
@@ -471,3 +472,58 @@ def test_files_close_after_max_file_age(tmp_path: Path) -> None:
         time.sleep(0.05)
     assert len(read_records(tmp_path / "logs")) == 1
     writer.close(5)
+
+
+def test_converse_stream_reasoning_tool_use_and_redacted_bytes_are_aggregated(
+        runtime_client: Any, bedrock_server: Any, sink: Sink, tmp_path: Path) -> None:
+    secret = b"\x00\x01redacted-bytes"
+    reply = converse_stream_reply([])
+    events = list(reply.events or [])
+    events[1:1] = [
+        Event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"reasoningContent": {"text": "Think "}}}),
+        Event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"reasoningContent": {"text": "hard."}}}),
+        Event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"reasoningContent": {"signature": "sig"}}}),
+        Event("contentBlockStart", {"contentBlockIndex": 1,
+                                    "start": {"toolUse": {"toolUseId": "t1", "name": "calc"}}}),
+        Event("contentBlockDelta", {"contentBlockIndex": 1, "delta": {"toolUse": {"input": '{"a": '}}}),
+        Event("contentBlockDelta", {"contentBlockIndex": 1, "delta": {"toolUse": {"input": "2}"}}}),
+        Event("contentBlockDelta", {"contentBlockIndex": 2, "delta": {"reasoningContent": {
+            "redactedContent": base64.b64encode(secret).decode()}}}),
+    ]
+    reply.events = events
+    bedrock_server.enqueue(reply)
+    logtap.instrument(runtime_client, sink=sink)
+    got = list(runtime_client.converse_stream(modelId=NOVA, messages=MESSAGES)["stream"])
+    assert len(got) == len(events)
+    assert sink.flush(10)
+    [(_, rec)] = read_records(tmp_path / "logs")
+    assert "errorCode" not in rec
+    assert rec["output"]["outputBodyJson"]["output"]["message"]["content"] == [
+        {"reasoningContent": {"reasoningText": {"text": "Think hard.", "signature": "sig"}}},
+        {"toolUse": {"toolUseId": "t1", "name": "calc", "input": {"a": 2}}},
+        {"reasoningContent": {"redactedContent": base64.b64encode(secret).decode()}},
+    ]
+
+
+def test_large_responses_are_offloaded_to_data_too(runtime_client: Any, bedrock_server: Any,
+                                                   tmp_path: Path) -> None:
+    small = Sink(tmp_path / "logs", resolve_account=False, max_inline_bytes=2000)
+    answer = "long answer " * 400
+    bedrock_server.enqueue(converse_reply(answer), invoke_reply({"completion": answer}))
+    logtap.instrument(runtime_client, sink=small)
+    runtime_client.converse(modelId=NOVA, messages=MESSAGES)
+    assert json.loads(runtime_client.invoke_model(modelId=CLAUDE, body=b'{"prompt": "hi"}')["body"].read()) == {
+        "completion": answer}
+    assert small.flush(10)
+    ops = by_operation(read_records(tmp_path / "logs"))
+    for operation, expected_text in (("Converse", None), ("InvokeModel", answer)):
+        rec = ops[operation]
+        assert "outputBodyJson" not in rec["output"] and "inputBodyJson" in rec["input"]
+        path = rec["output"]["outputBodyS3Path"]
+        assert path.endswith(f"/data/{rec['requestId']}_output.json.gz")
+        stored = json.loads(gzip.decompress(Path(path.removeprefix("file://")).read_bytes()))
+        if expected_text is None:
+            assert stored["output"]["message"]["content"] == [{"text": answer}]
+        else:
+            assert stored == {"completion": expected_text}
+    small.close(5)

@@ -103,3 +103,23 @@ def test_explicit_account_id_wins(runtime_client: Any, tmp_path: Path) -> None:
     assert [p.relative_to(tmp_path / "logs").parts[1] for p in (tmp_path / "logs").rglob("*.json.gz")] == [
         "444455556666"]
     sink.close(5)
+
+
+def test_a_hanging_sts_never_holds_up_a_call(runtime_client: Any, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as silent:  # accepts connections (backlog) but never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_STS", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        monkeypatch.setattr(account, "_KNOWN", {})
+        sink = Sink(tmp_path / "logs")
+        logtap.instrument(runtime_client, sink=sink)
+        lookup = runtime_client._logtap_call_hooks.identity
+        for _ in range(3):
+            runtime_client.converse(modelId=NOVA, messages=MESSAGES)
+        assert not lookup._done.is_set()  # every call returned while GetCallerIdentity was still waiting
+        assert sink.flush(30)  # the writer waits for STS at most once, then uses the placeholder
+        records = [json.loads(line) for p in (tmp_path / "logs").rglob("*.json.gz")
+                   for line in gzip.decompress(p.read_bytes()).splitlines()]
+    assert len(records) == 3 and {r["accountId"] for r in records} == {"000000000000"}
+    sink.close(5)

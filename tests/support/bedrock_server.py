@@ -341,6 +341,14 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     owner: BedrockServer
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up mid-stream (an abandoned stream) is normal here, not an error."""
+        import sys
+
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
+
 
 class BedrockServer:
     """See the module docstring."""
