@@ -203,6 +203,7 @@ class LogSet:
         self._origin: dict[str, str] = {}   # scanned path -> the source it stands for
         self._paths: list[str] = []
         self._paths_version = 0  # bumped whenever the scanned file list changes (quarantine)
+        self._batch: list[str] | None = None  # the files of the batch being scanned, if any
         self._file_problems: list[Problem] = []
         self._file_malformed = 0
         self._secret: DuckDBSecret | None = None
@@ -353,7 +354,8 @@ class LogSet:
 
     def _set_files(self, con: duckdb.DuckDBPyConnection) -> None:
         self._paths_version += 1
-        con.execute("SET VARIABLE logtap_files = ?", [self._paths or [self._empty_file()]])
+        paths = self._batch if self._batch is not None else self._paths
+        con.execute("SET VARIABLE logtap_files = ?", [paths or [self._empty_file()]])
         # only spool and quarantine paths differ from their source; S3 spool paths map back to s3:// URIs
         renamed = {p: o for p, o in self._origin.items() if p != o}
         con.execute("SET VARIABLE logtap_origin = map(?::VARCHAR[], ?::VARCHAR[])",
@@ -391,6 +393,10 @@ class LogSet:
         origin = self._origin.pop(path, path)
         index = self._paths.index(path)
         self._paths.pop(index)
+        batch_index = None
+        if self._batch is not None and path in self._batch:
+            batch_index = self._batch.index(path)
+            self._batch.pop(batch_index)
         try:
             if path.startswith("s3://"):
                 bucket, key = split_s3(path)
@@ -410,6 +416,8 @@ class LogSet:
         if good:
             self._origin[dest] = origin
             self._paths.insert(index, dest)
+            if self._batch is not None and batch_index is not None:
+                self._batch.insert(batch_index, dest)
         self._set_files(con)
 
     def _new_report(self) -> ScanReport:
@@ -567,52 +575,103 @@ class LogSet:
             yield from self._records_unordered(lines)
 
     def _records_unordered(self, lines: bool) -> Iterator[tuple[tuple[Any, ...], dict[str, Any]]]:
-        offsets: dict[str, int] = {}
+        # The files are scanned in batches of about BATCH_BYTES, one DuckDB query each (DuckDB's
+        # threads share the files of a batch), by a producer thread: DuckDB releases the GIL, so the
+        # next batch is scanned while Python converts this one. At most 2 batches' matched rows are
+        # held, so memory does not grow with the input.
+        import queue
+        import threading
+
         view = "_logtap_raw_lines" if lines else "_logtap_raw"
         sql = f"""SELECT _class, requestId, "timestamp", operation, modelId, filename, _logtap_line,
                          epoch_us(_ts), _ordinal, _json
                   FROM {view} WHERE _match OR NOT _ok"""  # noqa: S608 - trusted columns
-        locate = _LineFinder()
-        self._prepare()
+        con = self._prepare()
         report = self._new_report()
-        with Progress(self.progress, files=len(self.files), total_bytes=report.bytes).watch(self._connect()) as p:
+        rows_rep = ScanReport()
+        batches = _batches(self._paths, BATCH_BYTES, 4 * self.threads)
+        prog = Progress(self.progress, files=len(self.files), total_bytes=report.bytes)
+        results: queue.Queue[Any] = queue.Queue(maxsize=1)
+        stop = threading.Event()
+        scanned = [0]
+
+        def put(item: Any) -> None:
+            while not stop.is_set():
+                try:
+                    results.put(item, timeout=0.2)
+                    return
+                except queue.Full:
+                    continue
+
+        def produce() -> None:
+            try:
+                for i, paths in enumerate(batches):
+                    if stop.is_set():
+                        return
+                    self._batch = list(paths)
+                    while True:
+                        offsets = self._line_offsets() if lines else {}
+                        version = self._paths_version
+                        self._run(sql)
+                        if not lines or version == self._paths_version:
+                            break  # else a file was quarantined by this scan: number the new list again
+                    rows = con.fetchall()
+                    scanned[0] += self._scanned(con)
+                    prog.message(f"logtap: scanned batch {i + 1}/{len(batches)} ({scanned[0]:,} records)")
+                    put((rows, offsets))
+                put(None)
+            except BaseException as exc:  # handed to the consumer
+                put(exc)
+            finally:
+                self._batch = None
+
+        worker = threading.Thread(target=produce, name="logtap-scan", daemon=True)
+        worker.start()
+        locate = _LineFinder()
+        try:
             while True:
-                if lines:
-                    offsets = self._line_offsets()
-                version = self._paths_version
-                con = self._run(sql)
-                if not lines or version == self._paths_version:
-                    break  # else a file was quarantined by this scan: number the new list again
-            report = self._new_report()
-            while True:
-                batch = con.fetchmany(4096)
-                if not batch:
+                item = results.get()
+                if item is None:
                     break
-                good: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
-                for cls, rid, ts, op, model, filename, qline, us, ordinal, text in batch:
-                    line = qline if qline is not None else (
-                        ordinal - offsets[filename] if ordinal is not None and filename in offsets else None)
-                    if cls != "ok":
-                        self._bad_row(report, cls, filename, line or locate(self, filename, text),
-                                      {"requestId": rid, "timestamp": ts, "operation": op, "modelId": model})
-                        continue
-                    rec = orjson.loads(text)
-                    rec.pop("_logtap_line", None)
-                    why = _line_problem(rec)
-                    if why:
-                        report.malformed += 1
-                        report.problems.append(Problem(self._source(filename),
-                                                       line or locate(self, filename, text), why))
-                        continue
-                    source = self._source(filename)
-                    rec["_source"] = {"file": source, "line": line}
-                    good.append(((us, rid, source, line or 0, zlib.crc32(text.encode())), rec))
-                report.matched += len(good)
-                self._resolve_bodies([rec for _, rec in good], report)
-                yield from good
-            report.scanned = self._scanned(con)
-            p.finish(report.scanned)
-        report.problems.sort(key=lambda pr: (pr.file, pr.line or 0, pr.reason))
+                if isinstance(item, BaseException):
+                    raise item
+                rows, offsets = item
+                yield from self._convert_rows(rows, offsets, rows_rep, report, locate)
+        finally:
+            stop.set()
+            worker.join()
+            self._set_files(con)
+        report.scanned = scanned[0]
+        report.problems = sorted(self._file_problems + rows_rep.problems,
+                                 key=lambda pr: (pr.file, pr.line or 0, pr.reason))
+        report.malformed = self._file_malformed + rows_rep.malformed
+        report.skipped = dict(Counter(self._skipped) + Counter(rows_rep.skipped))
+        prog.finish(report.scanned)
+
+    def _convert_rows(self, rows: list[tuple[Any, ...]], offsets: Mapping[str, int], rows_rep: ScanReport,
+                      report: ScanReport, locate: _LineFinder) -> Iterator[tuple[tuple[Any, ...], dict[str, Any]]]:
+        good: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+        for cls, rid, ts, op, model, filename, qline, us, ordinal, text in rows:
+            line = qline if qline is not None else (
+                ordinal - offsets[filename] if ordinal is not None and filename in offsets else None)
+            if cls != "ok":
+                self._bad_row(rows_rep, cls, filename, line or locate(filename, text),
+                              {"requestId": rid, "timestamp": ts, "operation": op, "modelId": model})
+                continue
+            rec = orjson.loads(text)
+            rec.pop("_logtap_line", None)
+            why = _line_problem(rec)
+            if why:
+                rows_rep.malformed += 1
+                rows_rep.problems.append(Problem(self._source(filename), line or locate(filename, text), why))
+                continue
+            source = self._source(filename)
+            rec["_source"] = {"file": source, "line": line}
+            good.append(((us, rid, source, line or 0, zlib.crc32(text.encode())), rec))
+        report.matched += len(good)
+        self._resolve_bodies([rec for _, rec in good], rows_rep)
+        report.missing_bodies = rows_rep.missing_bodies
+        return good
 
     def _line_offsets(self) -> dict[str, int]:
         """``{scanned path: ordinality of its first line - 1}`` for ``WITH ORDINALITY`` over the file list
@@ -622,7 +681,7 @@ class LogSet:
         counts = dict(con.fetchall())
         offsets: dict[str, int] = {}
         total = 0
-        for path in self._paths:
+        for path in self._batch if self._batch is not None else self._paths:
             offsets[path] = total
             total += counts.get(path, 0)
         return offsets
@@ -704,7 +763,7 @@ class _LineFinder:
     def __init__(self) -> None:
         self._files: dict[str, dict[str, int]] = {}
 
-    def __call__(self, logs: LogSet, filename: str, text: str | None) -> int | None:
+    def __call__(self, filename: str, text: str | None) -> int | None:
         if text is None or filename.startswith("s3://"):
             return None
         if filename not in self._files:
@@ -720,6 +779,29 @@ class _LineFinder:
                 pass
             self._files[filename] = index
         return self._files[filename].get(text.strip())
+
+
+#: Compressed bytes of log files per scan batch (one DuckDB query each); see ``records_unordered``.
+BATCH_BYTES = 16 << 20
+
+
+def _batches(paths: Sequence[str], target: int, min_files: int) -> list[list[str]]:
+    """Consecutive groups of ``paths`` of about ``target`` bytes on disk and at least ``min_files`` files."""
+    out: list[list[str]] = []
+    cur: list[str] = []
+    size = 0
+    for path in paths:
+        cur.append(path)
+        try:
+            size += os.path.getsize(path)
+        except OSError:
+            pass
+        if size >= target and len(cur) >= min_files:
+            out.append(cur)
+            cur, size = [], 0
+    if cur:
+        out.append(cur)
+    return out
 
 
 _READERS = ("READ_JSON", "READ_NDJSON_OBJECTS", "READ_JSON_OBJECTS")
