@@ -71,3 +71,41 @@ def test_wheel_has_no_top_level_cli_or_converters(tmp_path: Path) -> None:
     assert "logtap/py.typed" in names
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "logtap = logtap.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
+
+
+def test_editable_install_exposes_only_the_logtap_namespace(tmp_path: Path) -> None:
+    code = (
+        "import importlib, importlib.util\n"
+        "print(importlib.util.find_spec('cli') is None, importlib.util.find_spec('converters') is None)\n"
+        "import logtap.cli, logtap.converters\n"
+        "print(logtap.cli.__file__, logtap.converters.__file__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    first, second = out.stdout.splitlines()
+    assert first == "True True"
+    assert second.split() == [str(ROOT / "cli" / "__init__.py"), str(ROOT / "converters" / "__init__.py")]
+
+
+def test_httpfs_wheel_is_pinned_to_the_duckdb_version() -> None:
+    import importlib.metadata as md
+
+    pins = dict(re.findall(r'^\s*"([a-z-]+)==([0-9.]+)",', (ROOT / "pyproject.toml").read_text(), re.M))
+    assert pins["duckdb"] == pins["duckdb-extension-httpfs"]
+    assert md.version("duckdb") == md.version("duckdb-extension-httpfs") == pins["duckdb"]
+
+
+def test_make_targets_and_ci_entry() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    for target in ("demo", "test", "bench", "lint"):
+        assert re.search(rf"^{target}:.*", makefile, re.M), target
+    assert re.search(r"^test: lint", makefile, re.M)
+    assert "-m venv" in makefile
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in ci
+    assert (ROOT / ".ci" / "run").stat().st_mode & 0o111
+
+
+def test_readme_first_screen_has_the_two_setup_commands_then_the_tagging_example() -> None:
+    first_screen = "\n".join(README.splitlines()[:40])
+    assert "make demo" in first_screen and "make test" in first_screen
+    assert first_screen.index("make demo") < first_screen.index("logtap.instrument(")
