@@ -609,6 +609,7 @@ class LogSet:
                     if stop.is_set():
                         return
                     self._batch = list(paths)
+                    self._set_files(con)
                     while True:
                         offsets = self._line_offsets() if lines else {}
                         version = self._paths_version

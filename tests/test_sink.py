@@ -420,6 +420,17 @@ def test_pending_records_are_written_at_interpreter_exit(bedrock_server: Any, tm
     assert len(records) == 3 and all(rec["requestMetadata"] == {"run": "child"} for _, rec in records)
 
 
+def test_a_stream_still_open_at_exit_is_recorded_as_abandoned(bedrock_server: Any, tmp_path: Path) -> None:
+    open_stream = ("stream = client.converse_stream(modelId='amazon.nova-lite-v1:0', messages=[{'role': 'user', "
+                   "'content': [{'text': 'hi'}]}])['stream']\nevents = iter(stream)\nnext(events)\nnext(events)")
+    run_child(tmp_path, bedrock_server.url, open_stream)
+    records = [rec for _, rec in read_records(tmp_path / "logs")]
+    assert len(records) == 4
+    [abandoned] = [rec for rec in records if rec["operation"] == "ConverseStream"]
+    assert abandoned["errorCode"] == "StreamAbandoned"
+    assert abandoned["output"]["outputBodyJson"]["output"]["message"]["content"] == [{"text": "Hello"}]
+
+
 def test_a_crash_loses_nothing_already_written_to_the_part_file(bedrock_server: Any, tmp_path: Path) -> None:
     run_child(tmp_path, bedrock_server.url, "os._exit(0)")
     assert read_records(tmp_path / "logs") == []  # nothing published: the file was still open

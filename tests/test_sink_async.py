@@ -98,3 +98,43 @@ def test_async_stream_failure_and_abandon(bedrock_server: Any, tmp_path: Path) -
     records = [rec for _, rec in read_records(tmp_path / "logs")]
     assert sorted(rec["errorCode"] for rec in records) == ["StreamAbandoned", "throttlingException"]
     sink.close(5)
+
+
+def test_async_stream_events_reach_the_caller_before_the_next_is_sent(bedrock_server: Any, tmp_path: Path) -> None:
+    import threading
+
+    from support.bedrock_server import Event
+
+    gate = threading.Event()
+
+    class GatedEvent(Event):
+        def encode(self) -> bytes:
+            gate.wait(10)
+            return super().encode()
+
+    reply = converse_stream_reply()
+    events = list(reply.events or [])
+    for event in events[2:]:
+        event.__class__ = GatedEvent
+    reply.events = events
+    bedrock_server.enqueue(reply)
+    sink = Sink(tmp_path / "logs", resolve_account=False)
+
+    async def main() -> tuple[bool | None, int]:
+        seen, gate_open_at_second = 0, None
+        async with aio_client(bedrock_server.url) as client:
+            logtap.instrument(client, sink=sink)
+            response = await client.converse_stream(modelId=NOVA, messages=MESSAGES)
+            async for _event in response["stream"]:
+                seen += 1
+                if seen == 2:
+                    gate_open_at_second = gate.is_set()
+                    gate.set()
+        return gate_open_at_second, seen
+
+    gate_open_at_second, seen = asyncio.run(main())
+    assert gate_open_at_second is False and seen == len(events)
+    assert sink.flush(10)
+    [(_, rec)] = read_records(tmp_path / "logs")
+    assert "errorCode" not in rec and rec["output"]["outputTokenCount"] == 7
+    sink.close(5)
