@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 from _gen_logs import generate  # noqa: E402
-from scan import BARE_DUCKDB, LOGTAP, PY, run_case  # noqa: E402
+from scan import BARE_DUCKDB, LOGTAP, PY, loadavg, run_case  # noqa: E402
 
 FILTER = "project=code-review"
 
@@ -64,30 +64,39 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="logtap-bench-export-"))
     out, manifest = tmp / "train.jsonl", tmp / "manifest.json"
     times: dict[str, list[float]] = {"duckdb_bare_count": [], "logtap_export": []}
+    cpu: dict[str, list[float]] = {"duckdb_bare_count": [], "logtap_export": []}
     rss: dict[str, float] = {"duckdb_bare_count": 0.0, "logtap_export": 0.0}
+    load_before = loadavg()
     for _ in range(runs):
         for name, cmd in (("duckdb_bare_count", [PY, "-c", BARE_DUCKDB, str(root)]),
                           ("logtap_export", export_cmd([str(root)], out, manifest))):
-            wall, peak, _ = run_case(cmd)
+            wall, peak, _, cpu_s = run_case(cmd)
             times[name].append(wall)
+            cpu[name].append(cpu_s)
             rss[name] = max(rss[name], peak)
     counts = json.loads(manifest.read_text())["counts"]
     report: dict[str, object] = {"uncompressed_MB": round(raw / 1e6, 1), "counts": counts,
-                                 "output_MB": round(out.stat().st_size / 1e6, 1)}
+                                 "output_MB": round(out.stat().st_size / 1e6, 1),
+                                 "loadavg_before": load_before, "loadavg_after": loadavg()}
     for name, ts in times.items():
         med = statistics.median(ts)
         report[name] = {"seconds": round(med, 3), "MB_per_s": round(raw / 1e6 / med, 1),
-                        "records_per_s": round(counts["scanned"] / med), "peak_rss_MB": round(rss[name], 1)}
+                        "records_per_s": round(counts["scanned"] / med), "peak_rss_MB": round(rss[name], 1),
+                        "cpu_seconds": round(statistics.median(cpu[name]), 2)}
     ratio = statistics.median(times["duckdb_bare_count"]) / statistics.median(times["logtap_export"])
     report["ratio_vs_duckdb_count"] = round(ratio, 3)
+    # on a shared machine CPU seconds are steadier than wall time
+    report["cpu_ratio_vs_duckdb_count"] = round(statistics.median(cpu["duckdb_bare_count"])
+                                                / statistics.median(cpu["logtap_export"]), 3)
     ok = ratio >= 0.6 and rss["logtap_export"] < 400
     if not args.quick:
         start = time.perf_counter()
-        wall10, rss10, _ = run_case(export_cmd([str(tenfold(root))], out, manifest))
+        wall10, rss10, _, cpu10 = run_case(export_cmd([str(tenfold(root))], out, manifest))
         c10 = json.loads(manifest.read_text())["counts"]
         report["logtap_export_10x"] = {"seconds": round(wall10, 2), "input_MB": round(10 * raw / 1e6),
                                        "peak_rss_MB": round(rss10, 1), "scanned": c10["scanned"],
                                        "written": c10["written"], "rss_ratio_vs_1x": round(rss10 / rss["logtap_export"], 2),
+                                       "cpu_seconds": round(cpu10, 2), "loadavg_after": loadavg(),
                                        "wall_incl_startup": round(time.perf_counter() - start, 2)}
         ok = ok and rss10 < 1.3 * rss["logtap_export"]
     print(json.dumps(report, indent=2))

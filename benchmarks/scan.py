@@ -71,6 +71,14 @@ def run_case(cmd: list[str]) -> tuple[float, float, str, float]:
     return wall, usage.ru_maxrss / 1024, last, usage.ru_utime + usage.ru_stime
 
 
+def loadavg() -> str:
+    """The 1/5/15-minute load averages (other work on a shared machine skews wall times)."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "n/a"
+
+
 def subset(root: Path, fraction: float) -> Path:
     files = sorted(root.rglob("*.json.gz"))
     dest = root.parent / f"{root.name}-p{int(fraction * 100)}"
@@ -100,6 +108,7 @@ def local_bench(root: Path, raw_bytes: int, runs: int) -> dict[str, object]:
                                "--format", "jsonl", "--quiet"],
         "python_gzip_json": [PY, "-c", PLAIN_PY, str(root)],
     }
+    load_before = loadavg()
     times: dict[str, list[float]] = {k: [] for k in cases}
     rss: dict[str, float] = {k: 0.0 for k in cases}
     cpu: dict[str, list[float]] = {k: [] for k in cases}
@@ -109,7 +118,8 @@ def local_bench(root: Path, raw_bytes: int, runs: int) -> dict[str, object]:
             times[name].append(wall)
             cpu[name].append(cpu_s)
             rss[name] = max(rss[name], peak)
-    result: dict[str, object] = {"records": records, "uncompressed_MB": round(raw_bytes / 1e6, 1)}
+    result: dict[str, object] = {"records": records, "uncompressed_MB": round(raw_bytes / 1e6, 1),
+                                 "loadavg_after": loadavg()}
     for name in cases:
         med = statistics.median(times[name])
         result[name] = {"seconds": round(med, 3), "MB_per_s": round(raw_bytes / 1e6 / med, 1),
@@ -117,6 +127,7 @@ def local_bench(root: Path, raw_bytes: int, runs: int) -> dict[str, object]:
                         "cpu_seconds": round(statistics.median(cpu[name]), 2)}
     lt = statistics.median(times["logtap_query_jsonl"])
     result["ratio_vs_duckdb"] = round(statistics.median(times["duckdb_bare_count"]) / lt, 3)
+    result["loadavg_before"] = load_before
     result["ratio_vs_python"] = round(statistics.median(times["python_gzip_json"]) / lt, 2)
     # on a shared machine CPU seconds are steadier than wall time
     lc = statistics.median(cpu["logtap_query_jsonl"])

@@ -100,30 +100,38 @@ class ScanReport:
 
 # -- tolerant reader ------------------------------------------------------------------------------
 def _line_problem(obj: Any) -> str | None:
-    """Why DuckDB's typed reader would reject ``obj``, or None."""
-    if not isinstance(obj, dict):
-        return f"not a JSON object (a JSON {type(obj).__name__})"
-    for name, typ in COLUMNS.items():
-        value = obj.get(name)
-        if value is None or typ == "JSON":
+    """Why DuckDB's typed reader would reject ``obj``, or None (looks only at the keys present)."""
+    if type(obj) is not dict:
+        if not isinstance(obj, dict):
+            return f"not a JSON object (a JSON {type(obj).__name__})"
+    for name, value in obj.items():
+        typ = _CHECKED.get(name)
+        if typ is None or value is None:
             continue
-        if typ == "VARCHAR" and not isinstance(value, _SCALAR):
-            return f"field {name!r} must be a string, got {type(value).__name__}"
-        if name == "requestMetadata" and not (isinstance(value, dict) and all(
-                isinstance(v, _SCALAR) for v in value.values())):
-            return "field 'requestMetadata' must be an object of string values"
-        if isinstance(typ, dict):
+        if typ == "VARCHAR":
+            if not isinstance(value, _SCALAR):
+                return f"field {name!r} must be a string, got {type(value).__name__}"
+        elif name == "requestMetadata":
+            if not (isinstance(value, dict) and all(isinstance(v, _SCALAR) for v in value.values())):
+                return "field 'requestMetadata' must be an object of string values"
+        elif isinstance(typ, dict):
             if not isinstance(value, dict):
                 return f"field {name!r} must be an object, got {type(value).__name__}"
-            for sub, styp in typ.items():
-                v = value.get(sub)
-                if v is None or styp == "JSON":
+            for sub, v in value.items():
+                styp = typ.get(sub)
+                if styp is None or v is None:
                     continue
                 if styp == "BIGINT" and (isinstance(v, bool) or not isinstance(v, int)):
                     return f"field '{name}.{sub}' must be an integer, got {v!r:.40}"
                 if styp == "VARCHAR" and not isinstance(v, _SCALAR):
                     return f"field '{name}.{sub}' must be a string"
     return None
+
+
+#: The typed fields ``_line_problem`` checks (``JSON`` ones accept anything).
+_CHECKED: dict[str, Any] = {
+    k: ({f: t for f, t in v.items() if t != "JSON"} if isinstance(v, dict) else v)
+    for k, v in COLUMNS.items() if v != "JSON"}
 
 
 def tolerant_copy(data: bytes, name: str, dest: str) -> tuple[int, list[Problem]]:
@@ -251,6 +259,8 @@ class LogSet:
                     self._origin[f.path] = f.path
                     self._paths.append(f.path)
             self._define_views(con)
+            for path in [p for p in self._paths if _bad_gzip_start(p)]:
+                self._quarantine(con, path)  # DuckDB would read it as an empty file, silently
             self._prepared = True
         if self._secret is not None:
             self._secret.refresh()
@@ -306,7 +316,8 @@ class LogSet:
     def _define_views(self, con: duckdb.DuckDBPyConnection) -> None:
         match = self._match_sql(con)
         self._set_files(con)
-        for view, columns in (("_logtap_base", _COLUMNS_SQL), ("_logtap_light", _LIGHT_SQL)):
+        for view, columns, ordinality in (("_logtap_base", _COLUMNS_SQL, ""), ("_logtap_light", _LIGHT_SQL, ""),
+                                          ("_logtap_base_lines", _COLUMNS_SQL, " WITH ORDINALITY")):
             con.execute(f"""
                 CREATE OR REPLACE TEMP VIEW {view} AS
                 SELECT *, CASE WHEN _ok THEN 'ok'
@@ -318,7 +329,8 @@ class LogSet:
                   ({match}) AS _match
                 FROM (SELECT *, try_cast("timestamp" AS TIMESTAMP) AS _ts
                       FROM read_json(getvariable('logtap_files'), format='newline_delimited', columns={columns},
-                                     filename=true, maximum_object_size=268435456)))""")  # noqa: S608 - no user text
+                                     filename=true, maximum_object_size=268435456){ordinality}))
+                """)  # noqa: S608 - no user text
         # Raw lines: every field kept (unknown ones too); the envelope is extracted for filtering.
         for view, ordinality in (("_logtap_raw", ""), ("_logtap_raw_lines", " WITH ORDINALITY")):
             line = "ordinality" if ordinality else "NULL::BIGINT"
@@ -337,6 +349,13 @@ class LogSet:
                             FROM read_ndjson_objects(getvariable('logtap_files'), filename=true,
                                                      maximum_object_size=268435456){ordinality})))
                 """)  # noqa: S608 - no user text
+        self._logs_view(con, lines=False)
+
+    def _logs_view(self, con: duckdb.DuckDBPyConnection, *, lines: bool) -> None:
+        """The ``logs`` view; with ``lines`` its ``sourceLine`` is numbered for every file (a costlier scan)."""
+        base = "_logtap_base_lines" if lines else "_logtap_base"
+        line = ("coalesce(_logtap_line, ordinality - getvariable('logtap_line_offsets')[filename])"
+                if lines else "_logtap_line")
         con.execute(f"""
             CREATE OR REPLACE TEMP VIEW logs AS
             SELECT requestId, _ts AS "timestamp", operation, modelId,
@@ -349,8 +368,8 @@ class LogSet:
               input.inputBodyS3Path AS inputBodyS3Path, output.outputBodyS3Path AS outputBodyS3Path,
               identity, identity->>'arn' AS identityArn, errorCode, schemaVersion,
               coalesce(getvariable('logtap_origin')[filename], filename) AS sourceFile,
-              _logtap_line AS sourceLine
-            FROM _logtap_base WHERE _ok AND _match""")  # noqa: S608 - trusted SQL, values bound
+              {line} AS sourceLine
+            FROM {base} WHERE _ok AND _match""")  # noqa: S608 - trusted SQL, values bound
 
     def _set_files(self, con: duckdb.DuckDBPyConnection) -> None:
         self._paths_version += 1
@@ -650,7 +669,7 @@ class LogSet:
         prog.finish(report.scanned)
 
     def _convert_rows(self, rows: list[tuple[Any, ...]], offsets: Mapping[str, int], rows_rep: ScanReport,
-                      report: ScanReport, locate: _LineFinder) -> Iterator[tuple[tuple[Any, ...], dict[str, Any]]]:
+                      report: ScanReport, locate: _LineFinder) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
         good: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
         for cls, rid, ts, op, model, filename, qline, us, ordinal, text in rows:
             line = qline if qline is not None else (
@@ -713,7 +732,7 @@ class LogSet:
                     body[f"{key}Json"] = result
 
     def _ordered(self, select: str, limit: int | None, convert: Any,
-                 names: Sequence[str] = (), view: str = "_logtap_light") -> Iterator[Any]:
+                 view: str = "_logtap_light") -> Iterator[Any]:
         report = self._new_report()
         sql = f"""SELECT _class, {_BAD_COLS}, {select}
                   FROM {view} WHERE _match OR NOT _ok
@@ -735,21 +754,38 @@ class LogSet:
                 if limit is not None:
                     good = good[: max(limit - report.matched, 0)]
                 report.matched += len(good)
-                if convert is not None:
-                    yield from (convert(row[7:]) for row in good)
-                else:
-                    yield from self._to_records(good, names, report)
+                yield from (convert(row[7:]) for row in good)
             report.scanned = self._scanned(con)
             p.finish(report.scanned)
 
     def sql(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None
             ) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Run DuckDB SQL in which the view ``logs`` holds the filtered records."""
-        report = self._new_report()
-        con = self._run(query, params)  # type: ignore[arg-type]
-        columns = [d[0] for d in (con.description or [])]
-        rows = con.fetchall()
-        report.scanned = self._scanned(con)
+        if "sourceline" not in query.lower():
+            report = self._new_report()
+            con = self._run(query, params)  # type: ignore[arg-type]
+            columns = [d[0] for d in (con.description or [])]
+            rows = con.fetchall()
+            report.scanned = self._scanned(con)
+            return columns, rows
+        # sourceLine is asked for: number the lines of every file (one more pass that counts them)
+        con = self._prepare()
+        try:
+            while True:
+                offsets = self._line_offsets()
+                con.execute("SET VARIABLE logtap_line_offsets = map(?::VARCHAR[], ?::BIGINT[])",
+                            [list(offsets), list(offsets.values())])
+                self._logs_view(con, lines=True)
+                version = self._paths_version
+                report = self._new_report()
+                self._run(query, params)  # type: ignore[arg-type]
+                if version == self._paths_version:
+                    break
+            columns = [d[0] for d in (con.description or [])]
+            rows = con.fetchall()
+            report.scanned = self._scanned(con)
+        finally:
+            self._logs_view(con, lines=False)
         return columns, rows
 
 
@@ -780,6 +816,29 @@ class _LineFinder:
                 pass
             self._files[filename] = index
         return self._files[filename].get(text.strip())
+
+
+def _bad_gzip_start(path: str, probe: int = 1024) -> bool:
+    """True if a local gzip file does not start like one DuckDB can read: its first ``probe`` bytes do
+    not inflate, or inflate to nothing although more was expected. About 20 µs per file."""
+    if path.startswith("s3://"):
+        return False
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(probe)
+            more = bool(fh.read(1))
+    except OSError:
+        return True
+    if head[:2] != b"\x1f\x8b":
+        return False
+    decomp = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = decomp.decompress(head)
+    except zlib.error:
+        return True
+    if decomp.eof or out:
+        return False
+    return not more  # the whole file was given and it is an unfinished gzip member
 
 
 #: Compressed bytes of log files per scan batch (one DuckDB query each); see ``records_unordered``.

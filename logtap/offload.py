@@ -1,7 +1,8 @@
 """Fetch offloaded bodies (``inputBodyS3Path`` / ``outputBodyS3Path``) and log objects concurrently.
 
 Bodies larger than 100 KB live under ``.../data/<requestId>_input.json.gz``. They are read from S3
-with boto3, or, when the logs are a local copy of the bucket, from the matching local file.
+with boto3, or, when the logs are a local copy of the bucket, from the matching local file; logtap's
+folder sink refers to them with ``file://`` URIs, which are read from that path.
 """
 
 from __future__ import annotations
@@ -44,8 +45,22 @@ def read_body(data: bytes, name: str) -> Any:
     return orjson.loads(data)
 
 
+def file_uri_path(uri: str) -> Path:
+    """The local path of a ``file://`` URI (what logtap's folder sink writes for offloaded bodies)."""
+    from urllib.parse import unquote, urlparse
+    from urllib.request import url2pathname
+
+    parsed = urlparse(uri)
+    if parsed.netloc not in ("", "localhost"):
+        raise ValueError(f"{uri}: only local file:// URIs can be read (host {parsed.netloc!r})")
+    return Path(url2pathname(unquote(parsed.path)))
+
+
 def fetch_bytes(uri: str, source_file: str, s3_client: Callable[[], Any]) -> bytes:
-    """The bytes of ``uri``: from S3 when the log file came from S3, else from a local copy."""
+    """The bytes of ``uri``: a ``file://`` URI from its local path; an ``s3://`` one from S3 when the log
+    file came from S3, else from a local copy of the bucket next to the log file."""
+    if uri.startswith("file://"):
+        return file_uri_path(uri).read_bytes()
     if source_file.startswith("s3://"):
         bucket, key = split_s3(uri)
         body = s3_client().get_object(Bucket=bucket, Key=key)["Body"]

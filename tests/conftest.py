@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
+
+# aioboto3 pins an older botocore, so its tests run in their own venv (`make test-aioboto3`).
+collect_ignore = [] if importlib.util.find_spec("aioboto3") else ["test_aioboto3.py"]
 
 pytest_plugins = [
     "support.bedrock_fixtures",

@@ -174,7 +174,6 @@ def test_bad_inputs_are_counted_named_and_export_goes_on(tmp_path: Path) -> None
     assert "good.json.gz:2" in result.stderr and "good.json.gz:4" in result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="engine: a corrupt .json.gz is dropped without a problem (reported to lead)")
 def test_corrupt_gzip_is_counted_and_named(tmp_path: Path) -> None:
     src = tmp_path / "logs"
     ids = _bad_logs(src)

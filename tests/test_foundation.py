@@ -69,6 +69,7 @@ def test_wheel_has_no_top_level_cli_or_converters(tmp_path: Path) -> None:
     assert "logtap/cli/__init__.py" in names
     assert "logtap/converters/__init__.py" in names
     assert "logtap/py.typed" in names
+    assert "logtap/data/distill_pairs.json" in names
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "logtap = logtap.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
 

@@ -1,14 +1,93 @@
-"""An aiobotocore-compatible response body over bytes logtap already read (InvokeModel, async)."""
+"""An aiobotocore-compatible response body over bytes logtap already read (InvokeModel, async).
+
+aiobotocore 3 has ``aiobotocore.response.AioStreamingBodyBase`` (a ``botocore`` ``StreamingBody``
+with the async API); the body here subclasses it there, so ``isinstance`` checks keep working.
+aiobotocore 2 (the one aioboto3 pins) has no such base: its ``StreamingBody`` wraps the aiohttp
+response. There the body is built on :class:`AsyncBodyAPI`, the same async surface written out
+(``read``, ``readinto``, ``async for``, ``iter_chunks``, ``iter_lines``, ``readlines``, ``tell``,
+``async with``), so the caller reads it exactly as it would read aiobotocore's own.
+"""
 
 from __future__ import annotations
 
 import io
+from collections.abc import AsyncIterator
 from typing import Any
 
-from aiobotocore.response import AioStreamingBodyBase
+
+class AsyncBodyAPI:
+    """aiobotocore's async body API over a raw byte stream; subclasses implement ``read``."""
+
+    _DEFAULT_CHUNK_SIZE = 1024
+
+    def __init__(self, raw_stream: Any, content_length: int) -> None:
+        self._raw_stream = raw_stream
+        self._content_length = content_length
+        self._amount_read = 0
+
+    @property
+    def raw_stream(self) -> Any:
+        return self._raw_stream
+
+    async def read(self, amt: int | None = None) -> bytes:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Any:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def readlines(self) -> list[bytes]:
+        return [line async for line in self.iter_lines()]
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self.iter_chunks(self._DEFAULT_CHUNK_SIZE)
+
+    async def __anext__(self) -> bytes:
+        chunk = await self.read(self._DEFAULT_CHUNK_SIZE)
+        if chunk:
+            return chunk
+        raise StopAsyncIteration
+
+    anext = __anext__
+
+    async def iter_lines(self, chunk_size: int = _DEFAULT_CHUNK_SIZE, keepends: bool = False) -> AsyncIterator[bytes]:
+        pending = b""
+        async for chunk in self.iter_chunks(chunk_size):
+            lines = (pending + chunk).splitlines(True)
+            for line in lines[:-1]:
+                yield line.splitlines(keepends)[0]
+            pending = lines[-1]
+        if pending:
+            yield pending.splitlines(keepends)[0]
+
+    async def iter_chunks(self, chunk_size: int = _DEFAULT_CHUNK_SIZE) -> AsyncIterator[bytes]:
+        while True:
+            chunk = await self.read(chunk_size)
+            if chunk == b"":
+                break
+            yield chunk
+
+    def tell(self) -> int:
+        return self._amount_read
 
 
-class BufferedAioBody(AioStreamingBodyBase):  # type: ignore[misc]
+def _body_base() -> Any:
+    try:
+        from aiobotocore.response import AioStreamingBodyBase
+    except ImportError:  # aiobotocore < 3
+        return AsyncBodyAPI
+    return AioStreamingBodyBase
+
+
+_Base: Any = _body_base()
+
+
+class BufferedAioBody(_Base):  # type: ignore[misc]
     """Reads like aiobotocore's ``StreamingBody`` (``await body.read()``, ``async for``...)."""
 
     def __init__(self, data: bytes) -> None:

@@ -115,15 +115,17 @@ class ClientHooks:
             if state is None or not self.active:
                 return
             call = self._base_call(model.name, state, parsed, context)
+            # Imported before the body is read: once it is read, the caller can only get the bytes
+            # back through these classes, so nothing may fail between reading and handing back.
+            from logtap.sink.aio_body import BufferedAioBody, FailedAioBody
+
             body = parsed.get("body")
             try:
                 data = await body.read() if body is not None else b""
             except Exception as exc:
-                from logtap.sink.aio_body import FailedAioBody
-
                 parsed["body"] = FailedAioBody(exc)
                 return
-            parsed["body"] = _aio_replay_body(data)
+            parsed["body"] = BufferedAioBody(data)
             self._invoke(call, state, http_response, data)
         except Exception:
             log.warning("logtap sink: internal error after an async call", exc_info=True)
@@ -272,9 +274,3 @@ def _failed_body(error: BaseException) -> Any:
             raise error
 
     return FailedBody(io.BytesIO(b""), 0)
-
-
-def _aio_replay_body(data: bytes) -> Any:
-    from logtap.sink.aio_body import BufferedAioBody
-
-    return BufferedAioBody(data)
