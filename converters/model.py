@@ -83,13 +83,18 @@ class Prompt:
 
 @dataclass(frozen=True, slots=True)
 class Response:
-    """What the model answered (``message`` is None when nothing was generated)."""
+    """What the model answered (``message`` is None when nothing was generated).
+
+    ``incomplete``: a logged stream that ends without any stop reason (cut off before its final
+    chunk), so the reassembled text may be only part of the answer.
+    """
 
     message: Turn | None
     stop_reason: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
     guardrail_intervened: bool = False
+    incomplete: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ and not fetched gets ``response=None`` and ``meta["no_response"]`` naming why.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
@@ -76,6 +77,8 @@ def normalize(record: dict[str, Any]) -> Conversation:
         if streamed and operation in ("Converse", "InvokeModel"):
             raise Unsupported("unsupported-shape", f"{operation} output is an array")
         response = lookup("stream" if streamed else "response", fmt)(out)
+        if streamed and response.stop_reason is None:
+            response = replace(response, incomplete=True)
     return Conversation(
         request_id=str(record.get("requestId") or ""),
         timestamp=str(record.get("timestamp") or ""),

@@ -43,6 +43,7 @@ STOP_REASON_SKIPS: dict[str, str] = {
     "malformed_tool_use": "malformed-output",
     "error": "malformed-output",
     "error_limit": "malformed-output",
+    "refusal": "content-filtered",  # Anthropic Messages: the model's safety classifier stopped it
 }
 #: Stop reasons meaning the answer was cut off (skipped in prompt-response unless keep_truncated).
 TRUNCATED = frozenset({"max_tokens", "length", "model_context_window_exceeded", "max_tokens_reached"})
@@ -51,7 +52,7 @@ TRUNCATED = frozenset({"max_tokens", "length", "model_context_window_exceeded", 
 SKIP_REASONS: tuple[str, ...] = (
     "unsupported-operation", "unsupported-shape", "body-unavailable", "error", "no-response",
     "guardrail-intervened", "content-filtered", "malformed-output", "teacher-mismatch", "empty-response",
-    "truncated", "assistant-prefill", "role-order", "inline-media", "non-text-content", "tool-use",
+    "truncated", "incomplete-stream", "assistant-prefill", "role-order", "inline-media", "non-text-content", "tool-use",
     "reasoning", "multi-turn", "empty-content", "nova-reserved-string", "multi-block-system",
     "multi-block-content", "fails-validation", "duplicate", "over-max-records",
 )
@@ -124,6 +125,8 @@ def shape(conv: Conversation, opts: Shaping) -> Example:
         raise _skip("empty-response")
     if opts.mode == "prompt-response" and stop in TRUNCATED and not opts.keep_truncated:
         raise _skip("truncated", f"stop reason {resp.stop_reason}")
+    if opts.mode == "prompt-response" and resp.incomplete:
+        raise _skip("incomplete-stream", "the logged stream has no stop reason (cut off)")
     turns = conv.prompt.turns
     if not turns or turns[-1].role != "user":
         raise _skip("assistant-prefill")

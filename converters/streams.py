@@ -16,12 +16,19 @@ GUARDRAIL_ACTION_KEY = "amazon-bedrock-guardrailAction"
 
 
 def chunk_list(body: Any) -> list[dict[str, Any]]:
-    """The dict chunks of a logged stream (``"[DONE]"`` markers dropped); others are an error."""
+    """The dict chunks of a logged stream (``"[DONE]"`` markers dropped); others are an error.
+
+    A stream exception event (``{"modelStreamErrorException": {...}}``, ``internalServerException``,
+    ...) in place of a chunk means the call failed mid-stream: ``Unsupported("error")``.
+    """
     if not isinstance(body, list):
         raise Unsupported("unsupported-shape", "streamed output is not a chunk array")
     chunks: list[dict[str, Any]] = []
     for item in body:
         if isinstance(item, dict):
+            failed = next((k for k in item if isinstance(k, str) and k.endswith("Exception")), None)
+            if failed is not None:
+                raise Unsupported("error", f"stream ended with {failed}")
             chunks.append(item)
         elif item == "[DONE]":
             continue

@@ -123,11 +123,30 @@ def _check_block(block: Any, role: str, rules: StudentRules) -> Iterator[str]:
             yield f"{key} blocks are not accepted by {rules.name} students"
         if not isinstance(value, dict) or not isinstance(value.get("toolUseId"), str):
             yield f"{key} block needs a toolUseId"
+        owner = "assistant" if key == "toolUse" else "user"
+        if role != owner:
+            yield f"{key} blocks are only allowed in {owner} turns"
+        if key == "toolResult" and isinstance(value, dict):
+            yield from _check_tool_result(value.get("content"), role, rules)
     elif key == "reasoningContent":
         if not rules.allow_reasoning:
             yield f"reasoningContent blocks are not accepted by {rules.name} students"
         if role != "assistant":
             yield "reasoningContent is only allowed in assistant turns"
+
+
+def _check_tool_result(content: Any, role: str, rules: StudentRules) -> Iterator[str]:
+    """A toolResult's own content: text / media blocks checked like a turn's, plus ``{json}`` items."""
+    if not isinstance(content, list):
+        yield "toolResult content must be a list"
+        return
+    for k, item in enumerate(content):
+        if isinstance(item, dict) and set(item) == {"json"}:
+            continue
+        if not isinstance(item, dict) or len(item) != 1 or next(iter(item)) not in ("text", *MEDIA_KEYS):
+            yield f"toolResult content[{k}] must have exactly one of text, json, image, document, video"
+            continue
+        yield from (f"toolResult content[{k}]: {p}" for p in _check_block(item, role, rules))
 
 
 def check_record(obj: Any, rules: StudentRules = SHARED) -> list[str]:

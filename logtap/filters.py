@@ -265,6 +265,21 @@ def _parse_union(doc: Any, path: str) -> Filter:
     return AndAll(tuple(items)) if kind == "andAll" else OrAll(tuple(items))
 
 
+class _DuplicateMember(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicate_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateMember(key)
+        out[key] = value
+    return out
+
+
 def parse_filter_arg(text: str) -> Filter:
     """``--filter`` value: a JSON document, or ``@path`` to a file holding one."""
     source = "--filter"
@@ -276,7 +291,12 @@ def parse_filter_arg(text: str) -> Filter:
             raise FilterError(f"cannot read filter file {str(path)!r}: {exc.strerror or exc}", source) from exc
         source = str(path)
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, object_pairs_hook=_no_duplicate_members)
+    except _DuplicateMember as exc:
+        raise FilterError(f"{exc.key!r} appears twice in one JSON object, and JSON keeps only the last one, so "
+                          "part of the filter would be ignored; combine several conditions with "
+                          "andAll/orAll, e.g. {\"andAll\": [{\"equals\": {\"a\": \"1\"}}, "
+                          "{\"equals\": {\"b\": \"2\"}}]}", source) from None
     except json.JSONDecodeError as exc:
         raise FilterError(f"filter is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}; "
                           "pass a document such as '{\"equals\": {\"project\": \"support\"}}'", source) from exc

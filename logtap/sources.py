@@ -65,9 +65,20 @@ def date_parts(components: Sequence[str]) -> tuple[int, ...] | None:
     return tuple(parts)
 
 
-def classify(name: str, components: Sequence[str]) -> str | None:
-    """None for a log file, else the reason it is skipped."""
-    if "data" in components[:-1]:
+def classify(name: str, components: Sequence[str], root_depth: int = 0) -> str | None:
+    """None for a log file, else the reason it is skipped.
+
+    ``components`` is the file's path (folders, then ``name``). Only folders below Bedrock's
+    ``BedrockModelInvocationLogs/<region>/`` (or, outside that layout, below the first
+    ``root_depth`` components: the source the user gave) can be Bedrock's ``data/`` folder, so
+    a source under a folder or key prefix that happens to be called ``data`` is still read.
+    """
+    folders = list(components[:-1])
+    if LAYOUT_MARKER in folders:
+        folders = folders[folders.index(LAYOUT_MARKER) + 2:]
+    else:
+        folders = folders[root_depth:]
+    if "data" in folders:
         return "data-object"
     if "permission-check" in name.lower():
         return "not-a-log-record"
@@ -96,6 +107,7 @@ def _resolve_local(source: str, rng: TimeRange, out: Resolved) -> None:
         return
     if not root.is_dir():
         raise SourceError(f"source {source!r} does not exist; give a folder, a log file or s3://bucket/prefix")
+    root_depth = len(Path(os.path.abspath(root)).parts)
     for dirpath, dirnames, filenames in os.walk(root):
         comps = Path(os.path.abspath(dirpath)).parts
         keep = []
@@ -107,7 +119,7 @@ def _resolve_local(source: str, rng: TimeRange, out: Resolved) -> None:
         dirnames[:] = keep
         parts = date_parts(comps)
         for name in sorted(filenames):
-            reason = classify(name, (*comps, name))
+            reason = classify(name, (*comps, name), root_depth)
             if reason:
                 out.skipped[reason] += 1
             elif _hour_ok(parts, rng):
@@ -157,20 +169,19 @@ def _find_roots(client: Any, bucket: str, prefix: str, depth: int = 0) -> list[s
     for page in _list(client, bucket, prefix, delimiter=True):
         for cp in page.get("CommonPrefixes", []):
             sub = cp["Prefix"]
-            if sub.rstrip("/").rsplit("/", 1)[-1] in ("data",):
-                continue
             roots.extend(_find_roots(client, bucket, sub, depth + 1))
     return roots
 
 
-def _add_keys(pages: Iterable[dict[str, Any]], bucket: str, rng: TimeRange, out: Resolved) -> None:
+def _add_keys(pages: Iterable[dict[str, Any]], bucket: str, rng: TimeRange, out: Resolved,
+              root_depth: int = 0) -> None:
     for page in pages:
         for obj in page.get("Contents", []):
             key = obj["Key"]
             if key.endswith("/"):
                 continue
             comps = key.split("/")
-            reason = classify(comps[-1], comps)
+            reason = classify(comps[-1], comps, root_depth)
             if reason:
                 out.skipped[reason] += 1
             elif _hour_ok(date_parts(comps[:-1]), rng):
@@ -187,15 +198,16 @@ def _resolve_s3(uri: str, rng: TimeRange, client: Any, out: Resolved, now: datet
         if prefix and not prefix.endswith("/"):
             prefix += "/"
         client.head_bucket(Bucket=bucket)
+        depth = prefix.count("/")  # the folders of the source prefix itself (``prefix`` ends with "/")
         roots = _find_roots(client, bucket, prefix) if rng.since is not None else []
         if not roots:
-            _add_keys(_list(client, bucket, prefix), bucket, rng, out)
+            _add_keys(_list(client, bucket, prefix), bucket, rng, out, depth)
             return
         for root in roots:
             for hp in rng.hour_prefixes(now):
                 p = root + hp
                 if p.startswith(prefix) or prefix.startswith(p):
-                    _add_keys(_list(client, bucket, max(p, prefix, key=len)), bucket, rng, out)
+                    _add_keys(_list(client, bucket, max(p, prefix, key=len)), bucket, rng, out, depth)
     except Exception as exc:
         from botocore.exceptions import BotoCoreError, ClientError
 

@@ -53,14 +53,31 @@ def test_filters_select_exactly_what_python_evaluates(logs_dir: Path) -> None:
     assert logs.count() == len(expected)
     ne = open_logs(logs_dir, where=["project!=support"]).count()
     eq = open_logs(logs_dir, where=["project=support"]).count()
-    assert eq + ne == len(_recs()) and eq == 5  # records without requestMetadata land in notEquals
+    support = sum(1 for r in _recs() if (r.get("requestMetadata") or {}).get("project") == "support")
+    assert eq + ne == len(_recs()) and eq == support > 0  # records without requestMetadata land in notEquals
+
+
+def _ids(pred: Any) -> set[str]:
+    return {r["requestId"] for r in _recs() if pred(r)}
 
 
 def test_model_operation_and_time_filters(logs_dir: Path) -> None:
-    assert {r["requestId"] for r in open_logs(logs_dir, models=["arn:aws:bedrock:us-east-1::foundation-model/"
-                                                                  "amazon.nova-lite-v1:0"]).rows()} == {"r01"}
-    assert open_logs(logs_dir, models=["us.anthropic.claude-3-sonnet-20240229-v1:0"]).count() == 2
-    assert open_logs(logs_dir, operations=["InvokeModelWithResponseStream"]).count() == 3
+    lite = _ids(lambda r: r["modelId"] in ("amazon.nova-lite-v1:0", "us.amazon.nova-lite-v1:0"))
+    assert lite and {r["requestId"] for r in open_logs(logs_dir, models=[
+        "arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-lite-v1:0"]).rows()} == lite
+    sonnet = _ids(lambda r: r["modelId"] == "anthropic.claude-3-sonnet-20240229-v1:0")
+    assert len(sonnet) == 2 and open_logs(logs_dir, models=["us.anthropic.claude-3-sonnet-20240229-v1:0"]).count() == 2
+    # the 2026 record logs an inference-profile ARN; a bare profile ID and the base ID both select it
+    opus = _ids(lambda r: r["modelId"].endswith("inference-profile/global.anthropic.claude-opus-4-7"))
+    assert len(opus) == 1
+    for form in ("anthropic.claude-opus-4-7", "global.anthropic.claude-opus-4-7", "us.anthropic.claude-opus-4-7"):
+        assert {r["requestId"] for r in open_logs(logs_dir, models=[form]).rows()} == opus
+    two = open_logs(logs_dir, models=["anthropic.claude-opus-4-7", "amazon.nova-lite-v1:0"]).count()
+    assert two == len(opus | lite)  # --model is repeatable (OR)
+    streams = _ids(lambda r: r["operation"] == "InvokeModelWithResponseStream")
+    assert {r["requestId"] for r in open_logs(logs_dir, operations=["InvokeModelWithResponseStream"]).rows()} == streams
+    assert open_logs(logs_dir, operations=["InvokeModel", "Converse"]).count() == len(
+        _ids(lambda r: r["operation"] in ("InvokeModel", "Converse")))
     logs = open_logs(logs_dir, since="2025-06-01T11:00:00Z", until="2025-06-01T12:00:00Z")
     rows = list(logs.rows())
     assert rows and all(r["timestamp"].startswith("2025-06-01T11:") for r in rows)
@@ -107,8 +124,29 @@ def test_stats_groups_and_token_sums(logs_dir: Path) -> None:
     total = sum(s["records"] for s in stats)
     assert total == len(_recs())
     conv = [s for s in stats if s["operation"] == "Converse"]
-    assert sum(s["records"] for s in conv) == 2 and sum(s["inputTokens"] for s in conv) == 24
+    src_conv = [r for r in _recs() if r["operation"] == "Converse"]
+    assert sum(s["records"] for s in conv) == len(src_conv) and \
+        sum(s["inputTokens"] for s in conv) == sum(r["input"]["inputTokenCount"] for r in src_conv)
+    assert sum(s["outputTokens"] for s in stats) == sum(r["output"]["outputTokenCount"] for r in _recs())
     assert any(s["tag:project"] is None for s in stats)
+
+
+def test_stats_by_model_day_and_hour(tmp_path: Path) -> None:
+    recs = [R.converse(request_id="a", timestamp="2025-06-01T10:05:00Z", model_id="us.amazon.nova-pro-v1:0",
+                       in_tokens=5, out_tokens=7),
+            R.converse(request_id="b", timestamp="2025-06-01T10:55:00Z", model_id="amazon.nova-pro-v1:0",
+                       in_tokens=1, out_tokens=2),
+            R.converse(request_id="c", timestamp="2025-06-02T03:00:00Z",
+                       model_id="arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-pro-v1:0"),
+            R.invoke_llama(request_id="d", timestamp="2025-06-02T03:30:00Z")]
+    R.write_logs(tmp_path, recs)
+    logs = open_logs(tmp_path)
+    by_model = {s["model"]: (s["records"], s["inputTokens"], s["outputTokens"]) for s in logs.stats(["model"])}
+    assert by_model == {"amazon.nova-pro-v1:0": (3, 18, 39), "meta.llama3-1-70b-instruct-v1:0": (1, 12, 30)}
+    assert {s["day"]: s["records"] for s in logs.stats(["day"])} == {"2025-06-01": 2, "2025-06-02": 2}
+    hours = {(s["hour"], s["operation"]): s["records"] for s in logs.stats(by=["hour", "operation"])}
+    assert hours == {("2025-06-01T10:00Z", "Converse"): 2, ("2025-06-02T03:00Z", "Converse"): 1,
+                     ("2025-06-02T03:00Z", "InvokeModel"): 1}
 
 
 def test_sql_view_columns_are_typed(logs_dir: Path) -> None:
@@ -118,7 +156,7 @@ def test_sql_view_columns_are_typed(logs_dir: Path) -> None:
     assert rows[0][:4] == ("TIMESTAMP", "MAP(VARCHAR, VARCHAR)", "BIGINT", "JSON")
     assert rows[0][4].endswith(".json.gz")
     _, n = open_logs(logs_dir, where=["project=support"]).sql("SELECT count(*) FROM logs")
-    assert n == [(5,)]
+    assert n == [(len(_ids(lambda r: (r.get("requestMetadata") or {}).get("project") == "support")),)]
 
 
 def _hour(tmp_path: Path) -> Path:
@@ -184,4 +222,51 @@ def test_bad_sources_and_filters_are_clear_errors(tmp_path: Path) -> None:
 
 def test_stats_by_tag_keeps_the_filter_bound(logs_dir: Path) -> None:
     stats = open_logs(logs_dir, where=["project=support"]).stats(["tag:shape"])
-    assert sum(s["records"] for s in stats) == 5 and all(s["tag:shape"] for s in stats)
+    support = _ids(lambda r: (r.get("requestMetadata") or {}).get("project") == "support")
+    assert sum(s["records"] for s in stats) == len(support) and all(s["tag:shape"] for s in stats)
+    assert {s["tag:shape"] for s in stats} == {r["requestMetadata"]["shape"] for r in _recs()
+                                               if r["requestId"] in support}
+
+
+def test_a_source_under_a_folder_named_data_is_read(tmp_path: Path) -> None:
+    # only Bedrock's own data/ folder (below the hour folders) holds offloaded bodies; a user's folder
+    # called "data" above the layout, or a flat folder of logs inside one, is read like any other
+    root = tmp_path / "data" / "bedrock"
+    R.write_logs(root, [R.converse(request_id="a"), R.invoke_llama(request_id="b")])
+    hour = R.hour_dir(root, R.converse()["timestamp"])
+    (hour / "data").mkdir()
+    (hour / "data" / "a_input.json.gz").write_bytes(gzip.compress(b'{"messages": []}'))
+    logs = open_logs(tmp_path / "data")
+    assert sorted(r["requestId"] for r in logs.rows()) == ["a", "b"] and logs.report.skipped == {"data-object": 1}
+    flat = tmp_path / "data" / "flat"
+    flat.mkdir()
+    (flat / "x.json.gz").write_bytes(R.gz_lines([R.converse(request_id="f")]))
+    assert [r["requestId"] for r in open_logs(flat).rows()] == ["f"]
+    assert [r["requestId"] for r in open_logs(open_logs(flat).files[0].path).rows()] == ["f"]
+
+
+def test_one_log_file_and_plain_json_and_jsonl_files(tmp_path: Path) -> None:
+    folder = _hour(tmp_path)
+    (folder / "a.json").write_text(json.dumps(R.converse(request_id="j")) + "\n")
+    (folder / "b.jsonl").write_text(json.dumps(R.invoke_titan(request_id="l", timestamp="2025-06-01T10:20:00Z"))
+                                    + "\n" + json.dumps(R.invoke_nova(request_id="m")) + "\n")
+    (folder / "notes.txt").write_text("not a log")
+    gz = folder / "c.json.gz"
+    gz.write_bytes(R.gz_lines([R.converse(request_id="g", timestamp="2025-06-01T10:00:00Z")]))
+    logs = open_logs(tmp_path)
+    assert [r["requestId"] for r in logs.rows()] == ["g", "j", "m", "l"]
+    assert logs.report.skipped == {"not-a-log-file": 1}
+    assert [r["requestId"] for r in open_logs(folder / "b.jsonl").rows()] == ["m", "l"]
+    assert [r["requestId"] for r in open_logs([str(gz), str(gz)]).rows()] == ["g"]  # de-duplicated
+
+
+def test_records_missing_requestmetadata_or_with_other_key_order(tmp_path: Path) -> None:
+    rec = R.converse_stream_2026(request_id="k", tags={"team": "orchestrator"})
+    assert list(rec)[0] == "timestamp" and list(rec)[-1] == "schemaVersion"
+    R.write_logs(tmp_path, [rec, R.converse(request_id="n", tags=None)])
+    logs = open_logs(tmp_path, where=["team=orchestrator"])
+    got = list(logs.records())
+    assert [r["requestId"] for r in got] == ["k"] and got[0]["inferenceRegion"] == "us-east-2"
+    _, rows = open_logs(tmp_path).sql("SELECT requestId, inferenceRegion, cacheWriteInputTokenCount, "
+                                      "requestMetadata['team'] FROM logs ORDER BY requestId")
+    assert rows == [("k", "us-east-2", 24479, "orchestrator"), ("n", None, None, None)]

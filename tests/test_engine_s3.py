@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -75,3 +76,40 @@ def test_unreachable_endpoint_is_a_one_line_error(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(SourceError, match="cannot reach S3") as err:
         open_logs("s3://some-bucket/AWSLogs")
     assert "\n" not in str(err.value) and "AWS_ENDPOINT_URL_S3" in str(err.value)
+
+
+def test_a_key_prefix_called_data_single_objects_and_plain_json(s3_client: Any, s3_bucket: str) -> None:
+    recs = [R.converse(request_id="d1", timestamp="2025-06-01T10:00:00Z"),
+            R.invoke_llama(request_id="d2", timestamp="2025-06-01T11:00:00Z")]
+    keys = R.write_s3_logs(s3_client, s3_bucket, recs, prefix="data/")
+    key, body = R.offload_input(R.converse(request_id="d1"), s3_bucket, "data/")
+    s3_client.put_object(Bucket=s3_bucket, Key=key, Body=body)
+    s3_client.put_object(Bucket=s3_bucket, Key="data/plain/x.jsonl",
+                         Body=(json.dumps(R.converse(request_id="p", timestamp="2025-06-01T12:00:00Z")) + "\n").encode())
+    logs = open_logs(f"s3://{s3_bucket}/data/")
+    assert [r["requestId"] for r in logs.rows()] == ["d1", "d2", "p"] and logs.report.skipped == {"data-object": 1}
+    ranged = open_logs(f"s3://{s3_bucket}", since="2025-06-01T11:00:00Z", until="2025-06-01T11:30:00Z")
+    assert [r["requestId"] for r in ranged.rows()] == ["d2"]
+    assert len(ranged.files) == 2  # hours 10 and 11 (12h is slack but empty); found below the "data" prefix
+    one = open_logs(f"s3://{s3_bucket}/{keys[1]}")
+    assert [f.path for f in one.files] == [f"s3://{s3_bucket}/{keys[1]}"] and one.count() == 1
+
+
+@pytest.mark.parametrize("mode", ["prefetch", "httpfs"])
+def test_generic_aws_endpoint_url_and_a_callers_session(moto_server: str, monkeypatch: pytest.MonkeyPatch,
+                                                         mode: str) -> None:
+    import boto3
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)  # boto3 and logtap's DuckDB secret both honour it
+    client = boto3.client("s3", region_name="us-east-1")
+    bucket = f"logtap-generic-{mode}"
+    client.create_bucket(Bucket=bucket)
+    R.write_s3_logs(client, bucket, [R.converse(request_id="e1"), R.converse_stream(request_id="e2")])
+    session = boto3.Session(aws_access_key_id="AKIDFROMSESSION", aws_secret_access_key="x", region_name="us-east-1")
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")  # only the session given has credentials
+    logs = open_logs(f"s3://{bucket}/AWSLogs", session=session, s3_mode=mode)
+    assert sorted(r["requestId"] for r in logs.records()) == ["e1", "e2"]
+    with pytest.raises(SourceError, match="no AWS credentials"):
+        open_logs(f"s3://{bucket}/AWSLogs", s3_mode=mode)

@@ -130,3 +130,32 @@ def test_filter_arg_from_file_and_bad_json(tmp_path: Any) -> None:
         parse_filter_arg(f"@{tmp_path / 'missing.json'}")
     with pytest.raises(FilterError, match="not valid JSON"):
         parse_filter_arg("{equals")
+
+
+def test_tree_is_immutable_and_compares_by_value() -> None:
+    import dataclasses
+
+    f = AndAll([Equals("a", "1"), NotEquals("b", "2")])  # type: ignore[arg-type]  # a list is frozen to a tuple
+    assert isinstance(f.items, tuple) and f == AndAll((Equals("a", "1"), NotEquals("b", "2")))
+    assert hash(f) == hash(AndAll((Equals("a", "1"), NotEquals("b", "2"))))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        f.items = ()  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Equals("a", "1").value = "2"  # type: ignore[misc]
+
+
+def test_duplicate_members_in_a_filter_document_are_an_error_not_silently_dropped() -> None:
+    # json.loads would keep only the last "equals" (the bug in AWS's own sample notebook)
+    for text in ('{"equals": {"a": "1"}, "equals": {"b": "2"}}', '{"equals": {"a": "1", "a": "2"}}',
+                 '{"andAll": [{"equals": {"a": "1"}, "equals": {"b": "2"}}]}'):
+        with pytest.raises(FilterError, match="appears twice") as err:
+            parse_filter_arg(text)
+        assert err.value.path == "--filter"
+
+
+def test_where_splits_at_the_first_equals_sign() -> None:
+    assert parse_where(["a!=b=c"]) == NotEquals("a", "b=c")
+    assert parse_where(["a!b=c"]) == Equals("a!b", "c")
+    assert parse_where(["a=!=b"]) == Equals("a", "!=b")
+    with pytest.raises(FilterError, match="KEY=VALUE"):
+        parse_where(["!=b"])

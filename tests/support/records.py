@@ -6,8 +6,13 @@ reference's real/observed examples):
 * ``converse(...)``, ``converse_stream(...)``: Converse request body and aggregated response.
 * ``invoke_anthropic_messages(...)``, ``invoke_anthropic_text(...)`` (legacy ``\\n\\nHuman:``),
   ``invoke_llama(...)``, ``invoke_titan(...)``, ``invoke_nova(...)``, ``invoke_mistral(...)``.
-* ``stream_anthropic_messages(...)``, ``stream_titan(...)``, ``stream_llama(...)``: InvokeModelWithResponseStream
-  records whose ``outputBodyJson`` is the chunk array, last chunk with ``amazon-bedrock-invocationMetrics``.
+* ``stream_anthropic_messages(...)``, ``stream_titan(...)``, ``stream_llama(...)``, ``stream_mistral(...)``:
+  InvokeModelWithResponseStream records whose ``outputBodyJson`` is the chunk array, last chunk with
+  ``amazon-bedrock-invocationMetrics``.
+* ``invoke_cohere_command(...)``, ``invoke_cohere_chat(...)``, ``invoke_ai21_jurassic(...)``,
+  ``invoke_ai21_jamba(...)``: the reference's reconstructed Cohere / AI21 bodies.
+* ``converse_stream_2026(...)``: the 2026 real-log shape (other key order, ``inferenceRegion``, ARN
+  ``modelId``, cache counts, a document block replaced by ``source.s3Uri``).
 * ``ALL_SHAPES``: one builder per provider shape, for parametrised tests.
 
 Common keywords: ``request_id``, ``timestamp`` (ISO string), ``model_id``, ``tags`` (requestMetadata;
@@ -179,7 +184,77 @@ def stream_llama(**kw: Any) -> dict[str, Any]:
     return rec
 
 
+def stream_mistral(**kw: Any) -> dict[str, Any]:
+    rec = invoke_mistral(**kw)
+    rec["operation"] = "InvokeModelWithResponseStream"
+    rec["output"]["outputBodyJson"] = [
+        {"outputs": [{"text": " Mus", "stop_reason": None}]},
+        {"outputs": [{"text": "tard.", "stop_reason": "stop"}], **_metrics(12, 30)},
+    ]
+    return rec
+
+
+def invoke_cohere_command(**kw: Any) -> dict[str, Any]:
+    """Cohere Command (legacy text generation), reconstructed from the model parameters page."""
+    p, a = kw.get("prompt", "Write a haiku about logs."), kw.get("answer", "Lines of JSON fall")
+    inp = {"prompt": p, "max_tokens": 100, "temperature": 0.5, "p": 0.9, "k": 0, "stop_sequences": [],
+           "return_likelihoods": "NONE"}
+    out = {"generations": [{"finish_reason": "COMPLETE", "id": "gen-1", "text": a, "index": 0}],
+           "id": "resp-1", "prompt": p}
+    return _build("InvokeModel", "cohere.command-text-v14", inp, out, kw)
+
+
+def invoke_cohere_chat(**kw: Any) -> dict[str, Any]:
+    """Cohere Command R/R+ (chat: ``message`` + ``chat_history``), reconstructed."""
+    p, a = kw.get("prompt", "And in French?"), kw.get("answer", "Bonjour.")
+    inp = {"message": p, "chat_history": [{"role": "USER", "message": "Say hello"},
+                                          {"role": "CHATBOT", "message": "Hello."}],
+           "preamble": "You are concise.", "max_tokens": 256}
+    out = {"response_id": "r-1", "text": a, "generation_id": "g-1", "finish_reason": "COMPLETE",
+           "chat_history": [{"role": "USER", "message": p}, {"role": "CHATBOT", "message": a}]}
+    return _build("InvokeModel", "cohere.command-r-v1:0", inp, out, kw)
+
+
+def invoke_ai21_jurassic(**kw: Any) -> dict[str, Any]:
+    p, a = kw.get("prompt", "Summarize: DuckDB is fast."), kw.get("answer", "DuckDB is fast.")
+    inp = {"prompt": p, "maxTokens": 200, "temperature": 0.7}
+    out = {"id": 1234, "prompt": {"text": p, "tokens": []},
+           "completions": [{"data": {"text": a, "tokens": []}, "finishReason": {"reason": "endoftext"}}]}
+    return _build("InvokeModel", "ai21.j2-ultra-v1", inp, out, kw)
+
+
+def invoke_ai21_jamba(**kw: Any) -> dict[str, Any]:
+    p, a = kw.get("prompt", "What is Jamba?"), kw.get("answer", "A hybrid SSM-Transformer model.")
+    inp = {"messages": [{"role": "user", "content": p}], "max_tokens": 256}
+    out = {"id": "chat-1", "choices": [{"index": 0, "message": {"role": "assistant", "content": a},
+                                        "finish_reason": "stop"}],
+           "usage": {"prompt_tokens": 12, "completion_tokens": 30, "total_tokens": 42}}
+    return _build("InvokeModel", "ai21.jamba-1-5-mini-v1:0", inp, out, kw)
+
+
+def converse_stream_2026(**kw: Any) -> dict[str, Any]:
+    """The 2026 real-log shape: ``timestamp`` first and ``schemaType``/``schemaVersion`` last (key order is not
+    stable), ``inferenceRegion``, an inference-profile ARN as ``modelId``, cache token counts, an API-key
+    identity, and a Converse document block whose bytes Bedrock replaced by ``source.s3Uri``."""
+    rec = converse_stream(**{"model_id": "arn:aws:bedrock:us-west-2:565521294060:inference-profile/"
+                                         "global.anthropic.claude-opus-4-7", **kw})
+    rec["input"].update(inputTokenCount=3, cacheReadInputTokenCount=0, cacheWriteInputTokenCount=24479)
+    rec["input"]["inputBodyJson"]["messages"][0]["content"].append(
+        {"document": {"format": "pdf", "name": "guide",
+                      "source": {"s3Uri": f"s3://logs/AWSLogs/{rec['accountId']}/BedrockModelInvocationLogs/"
+                                          f"{rec['region']}/2026/04/19/23/data/{rec['requestId']}_input_media_00.pdf"}}})
+    rec["identity"] = {"arn": f"arn:aws:iam::{rec['accountId']}:user/your-br-api-key"}
+    rec["inferenceRegion"] = "us-east-2"
+    first = ("timestamp", "accountId", "region", "requestId", "operation", "modelId", "input", "output",
+             "identity", "inferenceRegion")
+    rest = [k for k in rec if k not in first and k not in ("schemaType", "schemaVersion")]
+    return {k: rec[k] for k in (*first, *rest, "schemaType", "schemaVersion")}
+
+
 ALL_SHAPES: dict[str, Callable[..., dict[str, Any]]] = {
+    "stream_mistral": stream_mistral, "invoke_cohere_command": invoke_cohere_command,
+    "invoke_cohere_chat": invoke_cohere_chat, "invoke_ai21_jurassic": invoke_ai21_jurassic,
+    "invoke_ai21_jamba": invoke_ai21_jamba, "converse_stream_2026": converse_stream_2026,
     "converse": converse, "converse_stream": converse_stream,
     "invoke_anthropic_messages": invoke_anthropic_messages, "invoke_anthropic_text": invoke_anthropic_text,
     "invoke_llama": invoke_llama, "invoke_titan": invoke_titan, "invoke_nova": invoke_nova,
