@@ -94,11 +94,22 @@ def query(limit: int | None, fmt: str, **kwargs: Any) -> None:
         report_problems(logs.report)
 
 
+GROUPINGS = ("model", "operation", "day", "hour", "region")
+
+
+def _check_by(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    """An unknown --by key is a usage error (exit 2)."""
+    for key in value:
+        if key not in GROUPINGS and not (key.startswith("tag:") and len(key) > 4):
+            raise click.BadParameter(f"{key!r} is not a grouping: use model, operation, day, hour, region or tag:KEY")
+    return value
+
+
 @click.command()
 @source_args
 @filter_options
 @aws_options
-@click.option("--by", "by", multiple=True, metavar="KEY",
+@click.option("--by", "by", multiple=True, metavar="KEY", callback=_check_by,
               help="Group by model, operation, day, hour, region or tag:KEY; repeatable.")
 @FORMAT
 @engine_options

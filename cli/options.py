@@ -37,6 +37,18 @@ def source_args(f: F) -> F:
     return click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")(f)
 
 
+def check_time(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A malformed --since/--until is a usage error (exit 2); the engine parses the value again."""
+    if value is not None:
+        from logtap.timerange import TimeError, parse_time
+
+        try:
+            parse_time(value, option=f"--{param.name}")
+        except TimeError as exc:
+            raise click.BadParameter(str(exc)) from exc
+    return value
+
+
 def filter_options(f: F) -> F:
     """--filter, --where, --since, --until, --model, --operation."""
     options = [
@@ -44,8 +56,8 @@ def filter_options(f: F) -> F:
                      help="Bedrock requestMetadataFilters document (or @file.json)."),
         click.option("--where", multiple=True, metavar="KEY=VALUE",
                      help="Tag equals (KEY=VALUE) or not-equals (KEY!=VALUE); repeatable, AND-ed."),
-        click.option("--since", metavar="TIME", help="ISO 8601 date/time (UTC unless zoned) or 30m/12h/7d; inclusive."),
-        click.option("--until", metavar="TIME", help="Like --since; exclusive."),
+        click.option("--since", metavar="TIME", callback=check_time, help="ISO 8601 date/time (UTC unless zoned) or 30m/12h/7d; inclusive."),
+        click.option("--until", metavar="TIME", callback=check_time, help="Like --since; exclusive."),
         click.option("--model", multiple=True, metavar="ID",
                      help="Model in any form (base ID, us./eu./global. profile ID, ARN); repeatable."),
         click.option("--operation", multiple=True, metavar="OP",

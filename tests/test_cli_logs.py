@@ -66,11 +66,11 @@ def test_errors_and_usage(logs_dir: Path) -> None:
     code, _, err = run("query", str(logs_dir / "missing"))
     assert code == 1 and "does not exist" in err
     code, _, err = run("query", str(logs_dir), "--since", "soon")
-    assert code == 1 and "not a time" in err
+    assert code == 2 and "not a time" in err
     code, _, _ = run("query")
     assert code == 2
     code, _, err = run("stats", str(logs_dir), "--by", "colour")
-    assert code == 1 and "not a grouping" in err
+    assert code == 2 and "not a grouping" in err
 
 
 def test_bad_lines_are_named_on_stderr(logs_dir: Path) -> None:
