@@ -26,6 +26,7 @@ _LAZY: dict[str, str] = {
     "current_tags": "logtap.context",
     "flush": "logtap.sink",
     "open_logs": "logtap.engine",
+    "open_athena_logs": "logtap.athena_client",
     "LogSet": "logtap.engine",
     "Filter": "logtap.filters",
 }
@@ -43,6 +44,7 @@ __all__ = [
     "flush",
     "instrument",
     "instrument_session",
+    "open_athena_logs",
     "open_logs",
     "tags",
     "uninstrument",
@@ -51,6 +53,7 @@ __all__ = [
 
 if TYPE_CHECKING:  # pragma: no cover
     from logtap.context import current_tags, tags
+    from logtap.athena_client import open_athena_logs
     from logtap.engine import LogSet, open_logs
     from logtap.filters import Filter
     from logtap.middleware import instrument, instrument_session, uninstrument, uninstrument_session
