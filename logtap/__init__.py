@@ -52,8 +52,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from logtap.context import current_tags, tags
     from logtap.athena_client import open_athena_logs
+    from logtap.context import current_tags, tags
     from logtap.engine import LogSet, open_logs
     from logtap.filters import Filter
     from logtap.middleware import instrument, instrument_session, uninstrument, uninstrument_session
