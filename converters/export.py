@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
 import orjson
 
 from logtap._version import __version__
-from logtap.converters import bedrock_conversation, openai_chat
+from logtap.converters import bedrock_conversation, openai_chat, validate
 from logtap.converters.model import Example, Unsupported
 from logtap.converters.normalize import normalize
 from logtap.converters.outputs import Output, write_bytes
@@ -128,6 +129,140 @@ def _convert(rec: dict[str, Any], shaping: Shaping, writer: Callable[[Example], 
     return doc
 
 
+#: Inputs of at least this many bytes (compressed, local files only) are scanned and converted by
+#: ``PARALLEL_WORKERS`` processes; smaller ones in this process (starting a worker costs about 0.4 s).
+PARALLEL_MIN_BYTES = 32 << 20
+PARALLEL_WORKERS = min(os.cpu_count() or 1, 2)
+
+
+@dataclass
+class _Tally:
+    """What converting records counted (merged over worker processes)."""
+
+    matched: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    source_files: set[str] = field(default_factory=set)
+
+
+def _convert_to_spill(records: Iterable[tuple[Any, dict[str, Any]]], spill: Any, shaping: Shaping, fmt: str,
+                      dedupe: bool, tally: _Tally) -> None:
+    """Convert ``(sort key, record)`` pairs into ``spill`` as ``(key, (line, dedupe key, requestId))``."""
+    writer = WRITERS[fmt]
+    rules = shaping.rules
+    for key, rec in records:
+        tally.matched += 1
+        doc = _convert(rec, shaping, writer, fmt, rules, tally.skipped, tally.source_files)
+        if doc is None:
+            continue
+        line = orjson.dumps(doc) + b"\n"
+        spill.add(key, (line, _doc_key(doc, shaping.mode) if dedupe else b"", str(rec.get("requestId") or "")),
+                  len(line))
+
+
+def _export_part(part: Any, shaping: Shaping, fmt: str, dedupe: bool, run_dir: str
+                 ) -> tuple[list[str], int, dict[str, int], list[str], Any]:
+    """In a worker process: scan and convert one ``ScanPart``; the sorted runs are left in ``run_dir``."""
+    from logtap.spill import SortedSpill, young_gc_only
+
+    tally = _Tally()
+    spill = SortedSpill(run_dir, named=True)
+    try:
+        with part.open() as logs, young_gc_only():
+            _convert_to_spill(logs.records_unordered(lines=False), spill, shaping, fmt, dedupe, tally)
+            report = logs.report
+        return spill.persist(), tally.matched, dict(tally.skipped), sorted(tally.source_files), report
+    except BaseException:
+        spill.close()
+        raise
+
+
+def _parallel(logs: Any, parts: Sequence[Any], options: ExportOptions, tally: _Tally) -> Iterator[Any]:
+    """Scan and convert ``parts`` in worker processes; their runs merged in (timestamp, requestId) order.
+
+    Workers are fresh interpreters running ``python -m logtap.converters.export JOB`` (not
+    multiprocessing: its spawn start method re-imports the caller's main script, which breaks
+    scripts without an ``if __name__ == "__main__"`` guard; fork does not mix with DuckDB's threads).
+    """
+    import pickle
+    import subprocess
+    import sys
+    import tempfile
+
+    from logtap.spill import merge_runs
+
+    run_dir = tempfile.mkdtemp(prefix="logtap-parts-", dir=getattr(logs, "_tmp", None))
+    jobs: list[str] = []
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for i, part in enumerate(parts):
+            job = os.path.join(run_dir, f"job-{i}.pickle")
+            with open(job, "wb") as fh:
+                pickle.dump((part, options.shaping, options.format, options.dedupe, run_dir), fh)
+            jobs.append(job)
+            procs.append(subprocess.Popen([sys.executable, "-m", "logtap.converters.export", job],
+                                          stdin=subprocess.DEVNULL))
+        results = []
+        for job, proc in zip(jobs, procs, strict=True):
+            code = proc.wait()
+            try:
+                with open(job + ".out", "rb") as fh:
+                    ok, value = pickle.load(fh)  # written by our own worker
+            except (OSError, EOFError, pickle.UnpicklingError) as exc:
+                raise DataError(f"export worker process failed (exit code {code}): {exc}") from None
+            if not ok:
+                raise value
+            results.append(value)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    runs: list[str] = []
+    reports = []
+    for paths, matched, skipped, files, report in results:
+        runs.extend(paths)
+        tally.matched += matched
+        tally.skipped.update(skipped)
+        tally.source_files.update(files)
+        reports.append(report)
+    logs.absorb(reports)
+    return merge_runs(runs)
+
+
+def _worker_main(job: str) -> int:
+    """``python -m logtap.converters.export JOB``: run one ``_export_part`` job, pickle the outcome."""
+    import pickle
+
+    with open(job, "rb") as fh:
+        part, shaping, fmt, dedupe, run_dir = pickle.load(fh)  # written by the parent export
+    try:
+        outcome: tuple[bool, Any] = (True, _export_part(part, shaping, fmt, dedupe, run_dir))
+    except Exception as exc:
+        outcome = (False, exc)
+    try:
+        data = pickle.dumps(outcome)
+        pickle.loads(data)  # can the parent rebuild it (an exception with an unusual __init__)?
+    except Exception:
+        data = pickle.dumps((False, DataError(f"{type(outcome[1]).__name__}: {outcome[1]}")))
+    with open(job + ".out", "wb") as fh:
+        fh.write(data)
+    return 0
+
+
+def _parts(logs: Any) -> Sequence[Any] | None:
+    """The shares of ``logs`` to export in worker processes, or None to export in this process."""
+    import sys
+
+    split = getattr(logs, "split", None)
+    if not sys.executable:
+        return None  # an embedded interpreter: no way to start a worker
+    total = _report_value(getattr(logs, "report", None), "bytes", 0)
+    if PARALLEL_WORKERS < 2 or not callable(split) or not isinstance(total, int) or total < PARALLEL_MIN_BYTES:
+        return None
+    parts: Sequence[Any] | None = split(PARALLEL_WORKERS)
+    return parts
+
+
 def export_records(
     logs: RecordSource,
     options: ExportOptions,
@@ -137,62 +272,56 @@ def export_records(
 ) -> ExportResult:
     """Run the export over ``logs`` (a ``LogSet``) and write the output and manifest."""
     shaping = options.shaping
-    writer = WRITERS[options.format]
-    rules = shaping.rules
-    skipped: Counter[str] = Counter()
+    tally = _Tally()
+    skipped = tally.skipped
     request_ids: list[str] = []
     seen: set[bytes] = set()
-    source_files: set[str] = set()
-    matched = 0
     duplicates = 0
+    oversize = 0
+    max_bytes = validate.MAX_FILE_BYTES
     unordered = getattr(logs, "records_unordered", None)
     with Output(options.output, s3_client=s3_client) as out:
-        if callable(unordered):
-            # Fast path: convert records as DuckDB's threads produce them, sort the (much smaller)
-            # output lines on disk, then dedupe / cap / write in (timestamp, requestId) order.
-            from logtap.spill import SortedSpill, young_gc_only
 
-            spill = SortedSpill(getattr(logs, "_tmp", None))
-            with young_gc_only():
-                for key, rec in unordered(lines=False):
-                    matched += 1
-                    doc = _convert(rec, shaping, writer, options.format, rules, skipped, source_files)
-                    if doc is None:
-                        continue
-                    line = orjson.dumps(doc) + b"\n"
-                    spill.add(key, (line, _doc_key(doc, shaping.mode) if options.dedupe else b"",
-                                    str(rec.get("requestId") or "")), len(line))
-                for _, (line, dkey, rid) in spill:
-                    if options.dedupe:
-                        if dkey in seen:
-                            skipped["duplicate"] += 1
-                            duplicates += 1
-                            continue
-                        seen.add(dkey)
-                    if options.max_records is not None and len(request_ids) >= options.max_records:
-                        skipped["over-max-records"] += 1
-                        continue
-                    out.write(line)
-                    request_ids.append(rid)
-                spill.close()
-        else:
-            for rec in logs.records():
-                matched += 1
-                doc = _convert(rec, shaping, writer, options.format, rules, skipped, source_files)
-                if doc is None:
-                    continue
+        def emit(items: Iterable[tuple[Any, tuple[bytes, bytes, str]]]) -> None:
+            nonlocal duplicates, oversize
+            for _, (line, dkey, rid) in items:
                 if options.dedupe:
-                    key = _doc_key(doc, shaping.mode)
-                    if key in seen:
+                    if dkey in seen:
                         skipped["duplicate"] += 1
                         duplicates += 1
                         continue
-                    seen.add(key)
+                    seen.add(dkey)
                 if options.max_records is not None and len(request_ids) >= options.max_records:
                     skipped["over-max-records"] += 1
                     continue
-                out.write(orjson.dumps(doc) + b"\n")
-                request_ids.append(str(rec.get("requestId") or ""))
+                if out.size + len(line) > max_bytes:
+                    skipped["over-max-size"] += 1
+                    oversize += 1
+                    continue
+                out.write(line)
+                request_ids.append(rid)
+
+        parts = _parts(logs) if callable(unordered) else None
+        if parts:
+            # Fastest: worker processes scan and convert shares of the files; merge their sorted runs.
+            emit(_parallel(logs, parts, options, tally))
+        elif callable(unordered):
+            # Convert records as DuckDB's threads produce them, sort the (much smaller) output lines
+            # on disk, then dedupe / cap / write in (timestamp, requestId) order.
+            from logtap.spill import SortedSpill, young_gc_only
+
+            spill = SortedSpill(getattr(logs, "_tmp", None))
+            try:
+                with young_gc_only():
+                    _convert_to_spill(unordered(lines=False), spill, shaping, options.format, options.dedupe,
+                                      tally)
+                    emit(spill)
+            finally:
+                spill.close()
+        else:
+            emit((None, item) for item in _in_order(logs.records(), shaping, options, tally))
+    matched = tally.matched
+    source_files = tally.source_files
     report = logs.report
     written = len(request_ids)
     warnings: list[str] = []
@@ -201,6 +330,10 @@ def export_records(
     if written > MAX_RECORDS:
         warnings.append(f"{written} records written: a distillation job takes at most {MAX_RECORDS}; "
                         f"use --max-records {MAX_RECORDS}")
+    if oversize:
+        warnings.append(f"{oversize} records skipped (over-max-size): with them the output would be larger than "
+                        f"{max_bytes:,} bytes, Bedrock's limit for one dataset file")
+        log.warning("%s", warnings[-1])
     if options.max_records is not None and options.max_records > MAX_RECORDS:
         warnings.append(f"--max-records {options.max_records} is above Bedrock's {MAX_RECORDS} limit")
     counts: dict[str, Any] = {
@@ -226,7 +359,7 @@ def export_records(
             **{k: v for k, v in asdict(shaping).items() if k != "mode"},
             "dedupe": options.dedupe,
             "maxRecords": options.max_records,
-            "studentRules": rules.name,
+            "studentRules": shaping.rules.name,
         },
         "counts": counts,
         "dedupe": {"enabled": options.dedupe, "dropped": duplicates},
@@ -243,6 +376,18 @@ def export_records(
         write_bytes(options.manifest, data, s3_client=s3_client)
     return ExportResult(counts, request_ids, out.sha256.hexdigest(), out.size, warnings, manifest,
                         manifest["problems"])
+
+
+def _in_order(records: Iterable[dict[str, Any]], shaping: Shaping, options: ExportOptions,
+              tally: _Tally) -> Iterator[tuple[bytes, bytes, str]]:
+    writer = WRITERS[options.format]
+    rules = shaping.rules
+    for rec in records:
+        tally.matched += 1
+        doc = _convert(rec, shaping, writer, options.format, rules, tally.skipped, tally.source_files)
+        if doc is not None:
+            line = orjson.dumps(doc) + b"\n"
+            yield line, _doc_key(doc, shaping.mode) if options.dedupe else b"", str(rec.get("requestId") or "")
 
 
 _prompt_key = prompt_key  # older name, used by logtap.distill
@@ -322,3 +467,9 @@ def run(logs: RecordSource, *, sources: Sequence[str], output: str, mode: str, f
     opts = ExportOptions(output=output, shaping=shaping, format=format,  # type: ignore[arg-type]
                          dedupe=dedupe, max_records=max_records, manifest=manifest)
     return export_records(logs, opts, sources=sources, s3_client=s3_client)
+
+
+if __name__ == "__main__":  # a worker process of ``_parallel``
+    import sys
+
+    sys.exit(_worker_main(sys.argv[1]))

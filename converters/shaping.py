@@ -54,7 +54,7 @@ SKIP_REASONS: tuple[str, ...] = (
     "guardrail-intervened", "content-filtered", "malformed-output", "teacher-mismatch", "empty-response",
     "truncated", "incomplete-stream", "assistant-prefill", "role-order", "inline-media", "non-text-content", "tool-use",
     "reasoning", "multi-turn", "empty-content", "nova-reserved-string", "multi-block-system",
-    "multi-block-content", "fails-validation", "duplicate", "over-max-records",
+    "multi-block-content", "fails-validation", "duplicate", "over-max-records", "over-max-size",
 )
 
 

@@ -24,9 +24,11 @@ class SortedSpill:
     so make keys unique where the order of ties matters). ``payload`` is anything picklable; ``size``
     is its approximate size in bytes, which decides when a run is written out."""
 
-    def __init__(self, directory: str | None = None, run_bytes: int = 32 << 20) -> None:
+    def __init__(self, directory: str | None = None, run_bytes: int = 32 << 20, *, named: bool = False) -> None:
         self.directory = directory
         self.run_bytes = run_bytes
+        #: runs are named files that ``persist()`` hands over (to another process) instead of anonymous ones
+        self.named = named
         self._buffer: list[tuple[Any, Any]] = []
         self._buffered = 0
         self._runs: list[IO[bytes]] = []
@@ -41,7 +43,11 @@ class SortedSpill:
 
     def _spill(self) -> None:
         self._buffer.sort(key=_first)
-        fh = tempfile.TemporaryFile(dir=self.directory, prefix="logtap-run-")
+        fh: IO[bytes]
+        if self.named:
+            fh = tempfile.NamedTemporaryFile(dir=self.directory, prefix="logtap-run-", delete=False)
+        else:
+            fh = tempfile.TemporaryFile(dir=self.directory, prefix="logtap-run-")
         buf = self._buffer
         for i in range(0, len(buf), BLOCK):
             pickle.dump(buf[i:i + BLOCK], fh, protocol=pickle.HIGHEST_PROTOCOL)
@@ -66,11 +72,48 @@ class SortedSpill:
         finally:
             self.close()
 
-    def close(self) -> None:
+    def persist(self) -> list[str]:
+        """Write what is buffered as a last run and return the run files' paths (``named=True`` only),
+        in order; ``merge_runs(paths)`` reads them back sorted and deletes them."""
+        if not self.named:
+            raise ValueError("persist() needs SortedSpill(named=True)")
+        if self._buffer:
+            self._spill()
+        paths = [str(fh.name) for fh in self._runs]
         for fh in self._runs:
             fh.close()
         self._runs = []
+        return paths
+
+    def close(self) -> None:
+        for fh in self._runs:
+            fh.close()
+            if self.named:
+                _unlink(str(fh.name))
+        self._runs = []
         self._buffer = []
+
+
+def merge_runs(paths: list[str]) -> Iterator[tuple[Any, Any]]:
+    """The items of the run files ``paths`` (from ``SortedSpill.persist``) merged by key; ties keep the
+    order of ``paths``. The files are deleted when the iteration ends or is abandoned."""
+    files: list[IO[bytes]] = []
+    try:
+        for path in paths:
+            files.append(open(path, "rb"))
+        yield from heapq.merge(*(_read_run(fh) for fh in files), key=_first)
+    finally:
+        for fh in files:
+            fh.close()
+        for path in paths:
+            _unlink(path)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def _first(item: tuple[Any, Any]) -> Any:
@@ -114,4 +157,4 @@ def spill_dir() -> str:
     return os.environ.get("LOGTAP_TMPDIR") or tempfile.gettempdir()
 
 
-__all__ = ["SortedSpill", "spill_dir", "young_gc_only"]
+__all__ = ["SortedSpill", "merge_runs", "spill_dir", "young_gc_only"]
