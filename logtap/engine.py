@@ -432,11 +432,14 @@ class LogSet:
     def _set_files(self, con: duckdb.DuckDBPyConnection) -> None:
         self._paths_version += 1
         paths = self._batch if self._batch is not None else self._paths
-        con.execute("SET VARIABLE logtap_files = ?", [paths or [self._empty_file()]])
+        # Lists go in as one JSON text: DuckDB's Python binding converts a list parameter item by
+        # item (about 70 us per path, 0.1 s per 1,500 files); from_json is a single call.
+        con.execute("SET VARIABLE logtap_files = from_json(?, '[\"VARCHAR\"]')",
+                    [orjson.dumps(paths or [self._empty_file()]).decode()])
         # only spool and quarantine paths differ from their source; S3 spool paths map back to s3:// URIs
         renamed = {p: o for p, o in self._origin.items() if p != o}
-        con.execute("SET VARIABLE logtap_origin = map(?::VARCHAR[], ?::VARCHAR[])",
-                    [list(renamed), list(renamed.values())])
+        con.execute("SET VARIABLE logtap_origin = map(from_json(?, '[\"VARCHAR\"]'), from_json(?, '[\"VARCHAR\"]'))",
+                    [orjson.dumps(list(renamed)).decode(), orjson.dumps(list(renamed.values())).decode()])
 
     def _empty_file(self) -> str:
         path = os.path.join(self._tmp, "empty.jsonl")
@@ -836,8 +839,9 @@ class LogSet:
         try:
             while True:
                 offsets = self._line_offsets()
-                con.execute("SET VARIABLE logtap_line_offsets = map(?::VARCHAR[], ?::BIGINT[])",
-                            [list(offsets), list(offsets.values())])
+                con.execute("SET VARIABLE logtap_line_offsets = map(from_json(?, '[\"VARCHAR\"]'), "
+                            "from_json(?, '[\"BIGINT\"]'))",
+                            [orjson.dumps(list(offsets)).decode(), orjson.dumps(list(offsets.values())).decode()])
                 self._logs_view(con, lines=True)
                 version = self._paths_version
                 report = self._new_report()
