@@ -133,24 +133,38 @@ class StreamRecorder:
         self.operation = operation
         self.converse = ConverseAggregator() if operation == "ConverseStream" else None
         self.chunks: list[bytes] = []
-        self.events = 0
         self._on_done = on_done
         self._lock = threading.Lock()
         self.finished = False
+        # Per event, one bound method chosen here (no per-event branch on the operation): this runs on
+        # the caller's thread for every chunk, so it only keeps references (text pieces, chunk bytes).
+        self.on_event: Callable[[Any], None]
+        if self.converse is not None:
+            self._add = self.converse.add
+            self.on_event = self._note_converse
+        else:
+            self._append = self.chunks.append
+            self.on_event = self._note_chunk
 
-    def on_event(self, event: Any) -> None:
+    def _note_converse(self, event: Any) -> None:
         if self.finished:  # abandoned (close() / exit) while another thread still reads: keep it as it was
             return
         try:
-            self.events += 1
-            if self.converse is not None:
-                self.converse.add(event)
-            else:
-                chunk = event.get("chunk") if isinstance(event, dict) else None
-                if chunk is not None and isinstance(chunk.get("bytes"), (bytes, bytearray)):
-                    self.chunks.append(bytes(chunk["bytes"]))
+            self._add(event)
         except Exception:
             log.debug("logtap sink: could not note a stream event", exc_info=True)
+
+    def _note_chunk(self, event: Any) -> None:
+        if self.finished:
+            return
+        try:
+            data = event["chunk"]["bytes"]
+        except Exception:  # not a chunk event (or not a dict): nothing to keep
+            return
+        if type(data) is bytes:
+            self._append(data)
+        elif isinstance(data, (bytes, bytearray)):
+            self._append(bytes(data))
 
     def finish(self, error_code: str | None) -> None:
         with self._lock:
