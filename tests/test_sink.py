@@ -538,3 +538,46 @@ def test_large_responses_are_offloaded_to_data_too(runtime_client: Any, bedrock_
         else:
             assert stored == {"completion": expected_text}
     small.close(5)
+
+
+def test_stream_token_counts_come_from_the_last_events_and_late_events_are_left_out(
+        runtime_client: Any, bedrock_server: Any, sink: Sink, tmp_path: Path) -> None:
+    # ConverseStream: usage (cache counts included) from the metadata event, built on the writer.
+    reply = converse_stream_reply(["Hello", " there"])
+    events = list(reply.events or [])
+    events[-1] = Event("metadata", {"usage": {"inputTokens": 11, "outputTokens": 5, "totalTokens": 16,
+                                              "cacheReadInputTokens": 4, "cacheWriteInputTokens": 2},
+                                    "metrics": {"latencyMs": 9}})
+    reply.events = events
+    bedrock_server.enqueue(reply)
+    # InvokeModelWithResponseStream, abandoned after the first chunk: nothing read later is kept.
+    bedrock_server.enqueue(invoke_stream_reply())
+    logtap.instrument(runtime_client, sink=sink)
+    assert len(list(runtime_client.converse_stream(modelId=NOVA, messages=MESSAGES)["stream"])) == len(events)
+    stream = runtime_client.invoke_model_with_response_stream(modelId=CLAUDE, body=json.dumps(ANTHROPIC_BODY))["body"]
+    next(iter(stream))
+    stream.close()
+    assert sink.flush(10)
+    records = by_operation(read_records(tmp_path / "logs"))
+    conv = records["ConverseStream"]
+    assert conv["input"]["inputTokenCount"] == 11 and conv["output"]["outputTokenCount"] == 5
+    assert conv["input"]["cacheReadInputTokenCount"] == 4 and conv["input"]["cacheWriteInputTokenCount"] == 2
+    assert conv["output"]["outputBodyJson"]["output"]["message"]["content"] == [{"text": "Hello there"}]
+    assert conv["output"]["outputBodyJson"]["usage"]["cacheReadInputTokens"] == 4
+    abandoned = records["InvokeModelWithResponseStream"]
+    assert abandoned["errorCode"] == "StreamAbandoned"
+    assert len(abandoned["output"]["outputBodyJson"]) == 1
+
+
+def test_events_another_thread_reads_after_the_stream_finished_are_not_recorded() -> None:
+    from logtap.sink.streams import StreamRecorder
+
+    done: list[Any] = []
+    recorder = StreamRecorder("InvokeModelWithResponseStream", lambda rec, code: done.append((rec.response(), code)))
+    recorder.on_event({"chunk": {"bytes": b'{"n": 1}'}})
+    recorder.abandon()
+    recorder.on_event({"chunk": {"bytes": b'{"n": 2}'}})  # a second reader still pulling events
+    recorder.finish(None)  # only the first finish counts
+    [(response, code)] = done
+    assert code == "StreamAbandoned"
+    assert response.build_body() == [{"n": 1}]

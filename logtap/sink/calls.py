@@ -48,7 +48,7 @@ class CallSummary:
 Observer = Callable[[CallSummary], None]
 
 
-@dataclass
+@dataclass(slots=True)
 class _CallState:
     started: float
     t0: float
@@ -72,7 +72,7 @@ class ClientHooks:
     # -- events ---------------------------------------------------------------------------------
     def before(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         try:
-            if self.active:
+            if self.sink is not None or self.observers:
                 context[STATE_KEY] = _CallState(time.time(), time.perf_counter(), params)
         except Exception:
             log.warning("logtap sink: internal error before a call", exc_info=True)
@@ -99,7 +99,7 @@ class ClientHooks:
                     getattr(data, "close", lambda: None)()
                     return
                 parsed["body"] = _replay_body(data)
-                self._invoke(call, state, http_response, data)
+                self._invoke(call, state, _headers(parsed, http_response), data)
             else:
                 self._stream(call, state, parsed)
         except Exception:
@@ -126,7 +126,7 @@ class ClientHooks:
                 parsed["body"] = FailedAioBody(exc)
                 return
             parsed["body"] = BufferedAioBody(data)
-            self._invoke(call, state, http_response, data)
+            self._invoke(call, state, _headers(parsed, http_response), data)
         except Exception:
             log.warning("logtap sink: internal error after an async call", exc_info=True)
 
@@ -148,10 +148,9 @@ class ClientHooks:
         _usage(call, parsed.get("usage"))
         self._finish(call, state)
 
-    def _invoke(self, call: CompletedCall, state: _CallState, http_response: Any, data: bytes) -> None:
+    def _invoke(self, call: CompletedCall, state: _CallState, headers: Any, data: bytes) -> None:
         call.request = _request_body(state.params.get("body"))
         call.response = data
-        headers = http_response.headers
         call.input_tokens = _int_header(headers, "x-amzn-bedrock-input-token-count")
         call.output_tokens = _int_header(headers, "x-amzn-bedrock-output-token-count")
         call.cache_read_tokens = _int_header(headers, "x-amzn-bedrock-cache-read-input-token-count")
@@ -170,16 +169,17 @@ class ClientHooks:
             call.request = _request_body(state.params.get("body"))
 
         def done(recorder: StreamRecorder, error_code: str | None) -> None:
-            call.response = recorder.response()
+            call.response = recorder.response()  # built, with its token counts, on the writer thread
             call.error_code = error_code
-            if recorder.converse is not None:
-                _usage(call, recorder.converse.usage)
-            else:
-                metrics = recorder.invocation_metrics()
-                call.input_tokens = _int(metrics.get("inputTokenCount"))
-                call.output_tokens = _int(metrics.get("outputTokenCount"))
-                call.cache_read_tokens = _int(metrics.get("cacheReadInputTokenCount"))
-                call.cache_write_tokens = _int(metrics.get("cacheWriteInputTokenCount"))
+            if self.observers:  # observers want the token counts now
+                if recorder.is_converse:
+                    _usage(call, recorder.usage())
+                else:
+                    metrics = recorder.invocation_metrics()
+                    call.input_tokens = _int(metrics.get("inputTokenCount"))
+                    call.output_tokens = _int(metrics.get("outputTokenCount"))
+                    call.cache_read_tokens = _int(metrics.get("cacheReadInputTokenCount"))
+                    call.cache_write_tokens = _int(metrics.get("cacheWriteInputTokenCount"))
             self._finish(call, state)
 
         parsed[field_name] = wrap_event_stream(stream, StreamRecorder(call.operation, done))
@@ -221,6 +221,13 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _headers(parsed: dict[str, Any], http_response: Any) -> Any:
+    """botocore's lower-cased plain-dict copy of the response headers (cheap lookups), else the originals."""
+    metadata = parsed.get("ResponseMetadata")
+    headers = metadata.get("HTTPHeaders") if isinstance(metadata, dict) else None
+    return headers if isinstance(headers, dict) else http_response.headers
+
+
 def _int_header(headers: Any, name: str) -> int | None:
     value = headers.get(name)
     try:
@@ -260,9 +267,19 @@ def _request_body(body: Any) -> bytes | None:
 
 def _replay_body(data: bytes) -> Any:
     """A fresh StreamingBody over the bytes logtap read, so the caller reads the whole body."""
-    from botocore.response import StreamingBody
+    return _streaming_body()(io.BytesIO(data), len(data))
 
-    return StreamingBody(io.BytesIO(data), len(data))
+
+_BODY_CLASS: list[Any] = []
+
+
+def _streaming_body() -> Any:
+    """botocore's StreamingBody class, imported once (on the first InvokeModel)."""
+    if not _BODY_CLASS:
+        from botocore.response import StreamingBody
+
+        _BODY_CLASS.append(StreamingBody)
+    return _BODY_CLASS[0]
 
 
 def _failed_body(error: BaseException) -> Any:

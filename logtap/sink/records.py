@@ -52,11 +52,19 @@ class Snapshot:
     blobs: list[bytes] = field(default_factory=list)
 
 
+#: Values orjson would write its own way (datetime, dataclass, numpy...) go through ``default`` instead.
+_PLAIN = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
 def snapshot(value: Any) -> Snapshot:
     """Serialize ``value`` now (so later mutation by the caller cannot leak into the record).
 
     ``bytes`` values are replaced by ``{"__logtap_media__": n}`` markers; the bytes are kept aside.
     """
+    try:  # the usual case, plain JSON values only: no closure, no list
+        return Snapshot(orjson.dumps(value, option=_PLAIN), [])
+    except orjson.JSONEncodeError:
+        pass
     blobs: list[bytes] = []
 
     def default(obj: Any) -> Any:
@@ -180,6 +188,12 @@ class RecordBuilder:
         if call.error_code:
             record["errorCode"] = call.error_code
 
+        # The response first: a stream's response also fills in the call's token counts.
+        has_response = call.response is not None
+        response = self._output_body(call) if has_response else None
+        if has_response and call.input_tokens is None and call.output_tokens is None:
+            call.input_tokens, call.output_tokens = tokens_from_body(response)
+
         inp: dict[str, Any] = {"inputContentType": CONTENT_TYPE}
         body = self._input_body(call, media_uri)
         self._place(inp, "input", body, call.request_id, data_prefix, attachments)
@@ -188,12 +202,8 @@ class RecordBuilder:
         _put_count(inp, "cacheWriteInputTokenCount", call.cache_write_tokens)
         record["input"] = inp
 
-        if call.response is not None:
+        if has_response:
             out: dict[str, Any] = {"outputContentType": CONTENT_TYPE}
-            response = self._output_body(call)
-            if call.input_tokens is None and call.output_tokens is None:
-                call.input_tokens, call.output_tokens = tokens_from_body(response)
-                _put_count(inp, "inputTokenCount", call.input_tokens)
             self._place(out, "output", response, call.request_id, data_prefix, attachments)
             _put_count(out, "outputTokenCount", call.output_tokens)
             record["output"] = out
@@ -254,7 +264,11 @@ class RecordBuilder:
             return _Raw(bytes(resp)) if _plain_line(resp) else value
         build = getattr(resp, "build_body", None)  # a stream's response, built here off the calling thread
         if callable(build):
-            return build()
+            body = build()
+            fill = getattr(resp, "fill_tokens", None)  # and its token counts, unless already known
+            if callable(fill):
+                fill(call, body)
+            return body
         return _inline_blobs(resp, [])
 
     def _place(self, target: dict[str, Any], side: str, body: Any, request_id: str, data_prefix: str,

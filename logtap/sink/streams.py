@@ -4,11 +4,13 @@ The caller's ``EventStream`` is replaced by a subclass sharing its state (``__di
 ``isinstance`` checks, ``get_initial_response`` and ``close`` behave as before. Each event is
 handed to the caller the moment botocore parses it; logtap only notes it on the way through:
 
-- ConverseStream is aggregated into a Converse-shaped response (``output.message``, ``stopReason``,
-  ``usage``, ``metrics``...), as Bedrock logs it;
+- ConverseStream is aggregated (on the writer thread) into a Converse-shaped response
+  (``output.message``, ``stopReason``, ``usage``, ``metrics``...), as Bedrock logs it;
 - InvokeModelWithResponseStream keeps each ``chunk.bytes`` (decoded on the writer thread into the
   array Bedrock logs); the token counts come from the last chunk's
   ``amazon-bedrock-invocationMetrics``.
+
+On the caller's thread logtap only keeps a reference to each event (one ``list.append``).
 
 The record is completed when the stream ends. A stream that raises midway is recorded with the
 error's code as ``errorCode`` (``EventStreamError`` code such as ``ModelStreamErrorException``, or the
@@ -127,50 +129,31 @@ def _finish_block(block: dict[str, Any]) -> dict[str, Any]:
 
 
 class StreamRecorder:
-    """Collects one stream's events; calls ``on_done(recorder, error_code)`` exactly once."""
+    """Collects one stream's events; calls ``on_done(recorder, error_code)`` exactly once.
+
+    Per event the caller's thread does one C-level ``list.append`` of the event botocore parsed (no
+    Python frame, no copying, no decoding): the Converse-shaped response and the decoded chunk array
+    are built from these events on the writer thread. ``finish`` notes how many events the stream
+    had, so events a second reader still pulls after the stream was abandoned are left out.
+    """
 
     def __init__(self, operation: str, on_done: Callable[[StreamRecorder, str | None], None]) -> None:
         self.operation = operation
-        self.converse = ConverseAggregator() if operation == "ConverseStream" else None
-        self.chunks: list[bytes] = []
+        self.is_converse = operation == "ConverseStream"
+        self.events: list[Any] = []
+        #: Called with every event on the caller's thread: the bound ``append`` itself.
+        self.on_event: Callable[[Any], None] = self.events.append
         self._on_done = on_done
         self._lock = threading.Lock()
+        self._count = 0
         self.finished = False
-        # Per event, one bound method chosen here (no per-event branch on the operation): this runs on
-        # the caller's thread for every chunk, so it only keeps references (text pieces, chunk bytes).
-        self.on_event: Callable[[Any], None]
-        if self.converse is not None:
-            self._add = self.converse.add
-            self.on_event = self._note_converse
-        else:
-            self._append = self.chunks.append
-            self.on_event = self._note_chunk
-
-    def _note_converse(self, event: Any) -> None:
-        if self.finished:  # abandoned (close() / exit) while another thread still reads: keep it as it was
-            return
-        try:
-            self._add(event)
-        except Exception:
-            log.debug("logtap sink: could not note a stream event", exc_info=True)
-
-    def _note_chunk(self, event: Any) -> None:
-        if self.finished:
-            return
-        try:
-            data = event["chunk"]["bytes"]
-        except Exception:  # not a chunk event (or not a dict): nothing to keep
-            return
-        if type(data) is bytes:
-            self._append(data)
-        elif isinstance(data, (bytes, bytearray)):
-            self._append(bytes(data))
 
     def finish(self, error_code: str | None) -> None:
         with self._lock:
             if self.finished:
                 return
             self.finished = True
+            self._count = len(self.events)
         _LIVE.pop(id(self), None)
         try:
             self._on_done(self, error_code)
@@ -181,48 +164,109 @@ class StreamRecorder:
         self.finish(ABANDONED)
 
     # -- results --------------------------------------------------------------------------------
+    def recorded(self) -> list[Any]:
+        """The events received before the stream finished."""
+        return self.events[: self._count]
+
     def response(self) -> Any:
         """The logged response, built later on the writer thread (``build_body()``), not on the caller's."""
-        if self.converse is not None:
-            return _Aggregated(self.converse)
-        return _ChunkList(self.chunks)
+        events = self.recorded()
+        return _Aggregated(events) if self.is_converse else _ChunkList(events)
+
+    def usage(self) -> dict[str, Any] | None:
+        """ConverseStream: the ``usage`` of the (last) ``metadata`` event."""
+        for event in reversed(self.recorded()):
+            if isinstance(event, dict) and "metadata" in event:
+                meta = event["metadata"]
+                usage = meta.get("usage") if isinstance(meta, dict) else None
+                return usage if isinstance(usage, dict) else None
+        return None
 
     def invocation_metrics(self) -> dict[str, Any]:
         """``amazon-bedrock-invocationMetrics`` of the last InvokeModelWithResponseStream chunk."""
-        if not self.chunks:
+        chunks = _chunk_bytes(self.recorded()[-1:])
+        if not chunks:
             return {}
         try:
-            last = orjson.loads(self.chunks[-1])
+            last = orjson.loads(chunks[-1])
         except orjson.JSONDecodeError:
             return {}
-        metrics = last.get("amazon-bedrock-invocationMetrics") if isinstance(last, dict) else None
-        return metrics if isinstance(metrics, dict) else {}
+        return _metrics_of(last)
+
+
+def _metrics_of(chunk: Any) -> dict[str, Any]:
+    metrics = chunk.get("amazon-bedrock-invocationMetrics") if isinstance(chunk, dict) else None
+    return metrics if isinstance(metrics, dict) else {}
+
+
+def _set_tokens(call: Any, counts: dict[str, Any], names: tuple[str, str, str, str]) -> None:
+    """Token counts into ``call`` (a CompletedCall) unless the caller's thread already set them."""
+    if call.input_tokens is not None or call.output_tokens is not None:
+        return
+    call.input_tokens, call.output_tokens, call.cache_read_tokens, call.cache_write_tokens = (
+        _int(counts.get(name)) for name in names)
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+_USAGE_NAMES = ("inputTokens", "outputTokens", "cacheReadInputTokens", "cacheWriteInputTokens")
+_METRIC_NAMES = ("inputTokenCount", "outputTokenCount", "cacheReadInputTokenCount", "cacheWriteInputTokenCount")
+
+
+def _chunk_bytes(events: list[Any]) -> list[bytes]:
+    """The ``chunk.bytes`` payloads of InvokeModelWithResponseStream events (other events skipped)."""
+    out: list[bytes] = []
+    for event in events:
+        try:
+            data = event["chunk"]["bytes"]
+        except Exception:  # not a chunk event (or not a dict): nothing to keep
+            continue
+        if isinstance(data, (bytes, bytearray)):
+            out.append(bytes(data))
+    return out
 
 
 class _Aggregated:
     """A finished ConverseStream; turned into the Converse-shaped response by the writer."""
 
-    def __init__(self, aggregator: ConverseAggregator) -> None:
-        self.aggregator = aggregator
+    def __init__(self, events: list[Any]) -> None:
+        self.events = events
 
     def build_body(self) -> dict[str, Any]:
-        return self.aggregator.response()
+        aggregator = ConverseAggregator()
+        for event in self.events:
+            try:
+                aggregator.add(event)
+            except Exception:
+                log.debug("logtap sink: could not note a stream event", exc_info=True)
+        return aggregator.response()
+
+    def fill_tokens(self, call: Any, body: dict[str, Any]) -> None:
+        """On the writer thread: the call's token counts from the aggregated ``usage``."""
+        usage = body.get("usage")
+        _set_tokens(call, usage if isinstance(usage, dict) else {}, _USAGE_NAMES)
 
 
 class _ChunkList:
-    """InvokeModelWithResponseStream chunk payloads; decoded into a JSON array by the writer."""
+    """InvokeModelWithResponseStream chunk events; decoded into a JSON array by the writer."""
 
-    def __init__(self, chunks: list[bytes]) -> None:
-        self.chunks = chunks
+    def __init__(self, events: list[Any]) -> None:
+        self.events = events
 
     def build_body(self) -> list[Any]:
         out: list[Any] = []
-        for raw in self.chunks:
+        for raw in _chunk_bytes(self.events):
             try:
                 out.append(orjson.loads(raw))
             except orjson.JSONDecodeError:
                 out.append(raw.decode("utf-8", "replace"))
         return out
+
+    def fill_tokens(self, call: Any, body: list[Any]) -> None:
+        """On the writer thread: the call's token counts from the last chunk's invocation metrics."""
+        _set_tokens(call, _metrics_of(body[-1]) if body else {}, _METRIC_NAMES)
 
 
 #: Recorders of streams not yet finished (a plain dict: cheaper per call than a WeakSet). Each leaves

@@ -24,6 +24,7 @@ import secrets
 import shutil
 import threading
 import time
+import weakref
 import zlib
 from collections import deque
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ PART_SUFFIX = ".part"
 BATCH_INTERVAL = 0.2
 #: Records written between two GIL hand-backs to the calling threads.
 YIELD_EVERY = 16
+#: Bytes of JSON lines buffered before they are compressed (in one call, without the GIL).
+COMPRESS_CHUNK = 1024 * 1024
 
 
 class Destination(Protocol):
@@ -115,15 +118,30 @@ class _OpenFile:
         self.raw_bytes = 0
         self.records = 0
         self._comp: zlib._Compress | None = None
+        self._lines: list[bytes] = []
+        self._buffered = 0
 
     def write(self, line: bytes) -> None:
-        if self._comp is None:
-            self._comp = zlib.compressobj(6, zlib.DEFLATED, 31)
-        self.fh.write(self._comp.compress(line))
+        """Buffer ``line``; it is compressed with the rest of the batch in one large ``compress`` call
+        (which runs without the GIL, so calling threads go on meanwhile)."""
+        self._lines.append(line)
+        self._buffered += len(line)
         self.raw_bytes += len(line)
         self.records += 1
+        if self._buffered >= COMPRESS_CHUNK:
+            self._compress()
+
+    def _compress(self) -> None:
+        if self._comp is None:
+            self._comp = zlib.compressobj(6, zlib.DEFLATED, 31)
+        data = b"".join(self._lines)
+        self._lines = []
+        self._buffered = 0
+        self.fh.write(self._comp.compress(data))
 
     def end_member(self) -> None:
+        if self._lines:
+            self._compress()
         if self._comp is not None:
             self.fh.write(self._comp.flush())
             self._comp = None
@@ -166,7 +184,18 @@ class Writer:
         self._staging = destination.staging_dir() / f"{self._pid}-{secrets.token_hex(4)}"
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        #: True while this process's writer thread runs (cleared in a forked child and when it ends).
+        self._running = False
         self._closed = False
+        if hasattr(os, "register_at_fork"):
+            ref = weakref.ref(self)
+
+            def in_child() -> None:
+                writer = ref()
+                if writer is not None:
+                    writer._running = False
+
+            os.register_at_fork(after_in_child=in_child)
 
     # -- calling side ---------------------------------------------------------------------------
     def submit(self, call: CompletedCall) -> bool:
@@ -182,7 +211,7 @@ class Writer:
         self.stats.submitted += 1
         if pending + 1 >= self.max_queue // 2:
             self._wake.set()
-        if self._thread is None or not self._thread.is_alive():  # not started yet, or a forked child
+        if not self._running:  # not started yet, stopped, or a forked child (no threading call per submit)
             self._ensure_thread()
         return True
 
@@ -224,10 +253,17 @@ class Writer:
                     self._files = {}
                     self._wake = threading.Event()
                 self._thread = threading.Thread(target=self._run, name="logtap-sink-writer", daemon=True)
+                self._running = True
                 self._thread.start()
 
     # -- writer thread --------------------------------------------------------------------------
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self._running = False
+
+    def _loop(self) -> None:
         try:  # Linux: lower this thread's CPU priority only, so calling threads win a busy core
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
         except (AttributeError, OSError):
