@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
-from decimal import Decimal
+from itertools import islice
 from typing import Any
 
 import click
@@ -28,6 +27,8 @@ QUERY_COLUMNS = ("requestId", "timestamp", "operation", "modelId", "requestMetad
 
 
 def _default(value: Any) -> Any:
+    from decimal import Decimal  # (only tables, json and csv output come here)
+
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -52,6 +53,8 @@ def render(columns: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str) -> N
         out.write(json.dumps([dict(zip(columns, r, strict=False)) for r in rows], default=_default, ensure_ascii=False, indent=2))
         out.write("\n")
     elif fmt == "csv":
+        import csv
+
         writer = csv.writer(out)
         writer.writerow(columns)
         writer.writerows([_cell(v) for v in r] for r in rows)
@@ -86,9 +89,15 @@ def query(limit: int | None, fmt: str, **kwargs: Any) -> None:
     """
     with open_engine_from_cli(kwargs) as logs:
         if fmt == "jsonl":
+            # one write per batch of lines: stdout may be unbuffered (PYTHONUNBUFFERED: a syscall per write)
             write = sys.stdout.write
-            for line in logs.json_lines(QUERY_COLUMNS, limit=limit):
-                write(line + "\n")
+            if hasattr(logs, "json_line_batches"):  # the DuckDB engine's LogSet
+                batches = logs.json_line_batches(QUERY_COLUMNS, limit=limit)
+            else:
+                lines = logs.json_lines(QUERY_COLUMNS, limit=limit)
+                batches = iter(lambda: list(islice(lines, 8192)), [])
+            for batch in batches:
+                write("\n".join(batch) + "\n")
         else:
             render(QUERY_COLUMNS, (tuple(r.values()) for r in logs.rows(QUERY_COLUMNS, limit=limit)), fmt)
         report_problems(logs.report)
