@@ -490,6 +490,8 @@ class LogSet:
                     # files being scanned whose start does not inflate are the culprits
                     scanning = self._batch if self._batch is not None else self._paths
                     bad = [p for p in scanning if p not in tried and _bad_gzip_start(p)]
+                    if not bad:  # a good start but junk later (e.g. after a complete member): inflate fully
+                        bad = _bad_gzip_files([p for p in scanning if p not in tried])
                     for path in bad:
                         tried.add(path)
                         self._quarantine(con, path)
@@ -933,6 +935,35 @@ class _LineFinder:
 
 #: Bytes ``_bad_gzip_start`` reads; only a file this small can end inside its first deflate block.
 _PROBE = 256
+
+
+def _bad_gzip_files(paths: Sequence[str]) -> list[str]:
+    """The local gzip files among ``paths`` that do not inflate completely, found by inflating each
+    one (zlib releases the GIL, so 4 threads overlap). Only run after DuckDB failed on a bad gzip
+    stream without naming the file, so the happy path never pays for it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def bad(path: str) -> bool:
+        if path.startswith("s3://") or not path.endswith(".gz"):
+            return False
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except OSError:
+            return True
+        while data:
+            decomp = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            try:
+                decomp.decompress(data)
+            except zlib.error:
+                return True
+            if not decomp.eof:
+                return True
+            data = decomp.unused_data
+        return False
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return [p for p, is_bad in zip(paths, pool.map(bad, paths), strict=True) if is_bad]
 
 
 def _bad_gzip_start(path: str, probe: int = _PROBE) -> bool:

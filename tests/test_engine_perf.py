@@ -123,6 +123,23 @@ def test_corrupt_gzip_is_quarantined_and_reported(tmp_path: Path) -> None:
     assert logs.count() == 1 and logs.report.malformed == 1
 
 
+def test_junk_after_a_complete_gzip_member_is_quarantined_and_reported(tmp_path: Path) -> None:
+    """DuckDB fails the whole query on this ("not a GZIP stream") without naming the file."""
+    folder = R.hour_dir(tmp_path, "2025-06-01T10:00:00Z")
+    folder.mkdir(parents=True)
+    (folder / "good.json.gz").write_bytes(R.gz_lines([R.converse(request_id="g")]))
+    big = [R.converse(request_id=f"j{i}", timestamp="2025-06-01T10:00:01Z", prompt="x" * 400) for i in range(20)]
+    (folder / "junk.json.gz").write_bytes(R.gz_lines(big) + b"trailing junk that is not gzip" * 20)
+    for run in ("records", "count"):
+        logs = open_logs(tmp_path)
+        if run == "records":
+            assert sorted(r["requestId"] for r in logs.records()) == sorted(["g", *(f"j{i}" for i in range(20))])
+        else:
+            assert logs.count() == 21
+        assert [Path(p.file).name for p in logs.report.problems] == ["junk.json.gz"]
+        assert logs.report.malformed == 1
+
+
 def test_body_offloaded_to_a_file_uri_by_the_folder_sink(tmp_path: Path) -> None:
     root = tmp_path / "sink"
     dest = FolderDestination(root)
