@@ -393,28 +393,23 @@ class LogSet:
         return name
 
     def _define_view(self, con: duckdb.DuckDBPyConnection, view: str) -> None:
-        match = self._match
         readers = {"_logtap_base": (_COLUMNS_SQL, ""), "_logtap_light": (_LIGHT_SQL, ""),
                    "_logtap_base_lines": (_COLUMNS_SQL, " WITH ORDINALITY")}
         if view in readers:
             columns, ordinality = readers[view]
-            con.execute(f"""
-                CREATE OR REPLACE TEMP VIEW {view} AS
-                SELECT *, CASE WHEN _ok THEN 'ok'
-                  WHEN requestId IS NULL OR operation IS NULL OR modelId IS NULL OR _ts IS NULL THEN 'malformed'
-                  ELSE 'not-a-log-record' END AS _class
-                FROM (SELECT *,
-                  requestId IS NOT NULL AND operation IS NOT NULL AND modelId IS NOT NULL AND _ts IS NOT NULL
-                    AND (schemaType IS NULL OR schemaType = 'ModelInvocationLog') AS _ok,
-                  ({match}) AS _match
-                FROM (SELECT *, try_cast("timestamp" AS TIMESTAMP) AS _ts
+            rows = f"""SELECT *, try_cast("timestamp" AS TIMESTAMP) AS _ts
                       FROM read_json(getvariable('logtap_files'), format='newline_delimited', columns={columns},
-                                     filename=true, maximum_object_size=268435456){ordinality}))
-                """)  # noqa: S608 - no user text
-            return
-        # Raw lines: every field kept (unknown ones too); the envelope is extracted for filtering.
-        ordinality = {"_logtap_raw": "", "_logtap_raw_lines": " WITH ORDINALITY"}[view]
-        line = "ordinality" if ordinality else "NULL::BIGINT"
+                                     filename=true, maximum_object_size=268435456){ordinality}"""  # noqa: S608
+        else:
+            # Raw lines: every field kept (unknown ones too); the envelope is extracted for filtering.
+            ordinality = {"_logtap_raw": "", "_logtap_raw_lines": " WITH ORDINALITY"}[view]
+            line = "ordinality" if ordinality else "NULL::BIGINT"
+            rows = f"""SELECT filename, _json, _ordinal, e.*, try_cast(e."timestamp" AS TIMESTAMP) AS _ts
+                  FROM (SELECT filename, json AS _json, {line} AS _ordinal,
+                               json_transform(json, '{_ENVELOPE_JSON}') AS e
+                        FROM read_ndjson_objects(getvariable('logtap_files'), filename=true,
+                                                 maximum_object_size=268435456){ordinality})"""  # noqa: S608
+        # One classification for every reader: a record, a malformed line, or not a log record.
         con.execute(f"""
             CREATE OR REPLACE TEMP VIEW {view} AS
             SELECT *, CASE WHEN _ok THEN 'ok'
@@ -423,12 +418,8 @@ class LogSet:
             FROM (SELECT *,
               requestId IS NOT NULL AND operation IS NOT NULL AND modelId IS NOT NULL AND _ts IS NOT NULL
                 AND (schemaType IS NULL OR schemaType = 'ModelInvocationLog') AS _ok,
-              ({match}) AS _match
-            FROM (SELECT filename, _json, _ordinal, e.*, try_cast(e."timestamp" AS TIMESTAMP) AS _ts
-                  FROM (SELECT filename, json AS _json, {line} AS _ordinal,
-                               json_transform(json, '{_ENVELOPE_JSON}') AS e
-                        FROM read_ndjson_objects(getvariable('logtap_files'), filename=true,
-                                                 maximum_object_size=268435456){ordinality})))
+              ({self._match}) AS _match
+            FROM ({rows}))
             """)  # noqa: S608 - no user text
 
     def _logs_view(self, con: duckdb.DuckDBPyConnection, *, lines: bool) -> None:
