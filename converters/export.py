@@ -21,7 +21,7 @@ import orjson
 
 from logtap._version import __version__
 from logtap.converters import bedrock_conversation, openai_chat, validate
-from logtap.converters.model import Example, Unsupported
+from logtap.converters.model import Conversation, Example, Unsupported
 from logtap.converters.normalize import normalize
 from logtap.converters.outputs import Output, write_bytes
 from logtap.converters.shaping import Shaping, shape
@@ -70,16 +70,25 @@ class ExportResult:
     problems: list[dict[str, Any]] = field(default_factory=list)
 
 
-def prompt_key(example: Example, mode: str) -> bytes:
-    """The dedupe key of an example: a digest of its normalized prompt (system and prompt turns)."""
-    return _doc_key(bedrock_conversation.record(example), mode)
-
-
-def _doc_key(doc: dict[str, Any], mode: str) -> bytes:
-    """``prompt_key`` computed from an already written record (either writer's shape)."""
+def document_key(doc: dict[str, Any], mode: str) -> bytes:
+    """The dedupe key of a written record (either writer's shape): a digest of its prompt (system and
+    prompt turns)."""
     messages = doc["messages"]
     prompt = messages[:-1] if mode == "prompt-response" else messages
     return hashlib.blake2b(orjson.dumps([doc.get("system"), prompt]), digest_size=16).digest()
+
+
+def to_document(conversation: Conversation, shaping: Shaping,
+                writer: Callable[[Example], dict[str, Any]] = bedrock_conversation.record,
+                rules: Any = None) -> dict[str, Any]:
+    """shape -> write -> check against ``rules`` (if given): the decision export makes for each record
+    (and ``distill plan`` reuses). Raises ``Unsupported`` with the skip reason."""
+    doc = writer(shape(conversation, shaping))
+    if rules is not None:
+        problems = check_record(doc, rules)
+        if problems:
+            raise Unsupported("fails-validation", problems[0])
+    return doc
 
 
 def _filter_doc(flt: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None, str | None]:
@@ -110,23 +119,32 @@ def _problems(report: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _convert(rec: dict[str, Any], shaping: Shaping, writer: Callable[[Example], dict[str, Any]], fmt: str,
+def _convert(rec: dict[str, Any], shaping: Shaping, writer: Callable[[Example], dict[str, Any]],
              rules: Any, skipped: Counter[str], source_files: set[str]) -> dict[str, Any] | None:
     """One record -> its output document, or None with the skip reason counted."""
     src = rec.get("_source")
     if isinstance(src, dict) and src.get("file"):
         source_files.add(str(src["file"]))
     try:
-        doc = writer(shape(normalize(rec), shaping))
-        if fmt == "bedrock":
-            problems = check_record(doc, rules)
-            if problems:
-                raise Unsupported("fails-validation", problems[0])
+        return to_document(normalize(rec), shaping, writer, rules)
     except Unsupported as exc:
         skipped[exc.reason] += 1
         log.debug("skipped %s: %s", rec.get("requestId"), exc)
         return None
-    return doc
+
+
+def _entries(pairs: Iterable[tuple[Any, dict[str, Any]]], shaping: Shaping, fmt: str, dedupe: bool,
+             tally: _Tally) -> Iterator[tuple[Any, tuple[bytes, bytes, str]]]:
+    """``(sort key, record)`` -> ``(sort key, (output line, dedupe key, requestId))`` for every record
+    written; the others are counted in ``tally``."""
+    writer = WRITERS[fmt]
+    rules = shaping.rules if fmt == "bedrock" else None
+    for key, rec in pairs:
+        tally.matched += 1
+        doc = _convert(rec, shaping, writer, rules, tally.skipped, tally.source_files)
+        if doc is not None:
+            line = orjson.dumps(doc) + b"\n"
+            yield key, (line, document_key(doc, shaping.mode) if dedupe else b"", str(rec.get("requestId") or ""))
 
 
 #: Inputs of at least this many bytes (compressed, local files only) are scanned and converted by
@@ -147,16 +165,8 @@ class _Tally:
 def _convert_to_spill(records: Iterable[tuple[Any, dict[str, Any]]], spill: Any, shaping: Shaping, fmt: str,
                       dedupe: bool, tally: _Tally) -> None:
     """Convert ``(sort key, record)`` pairs into ``spill`` as ``(key, (line, dedupe key, requestId))``."""
-    writer = WRITERS[fmt]
-    rules = shaping.rules
-    for key, rec in records:
-        tally.matched += 1
-        doc = _convert(rec, shaping, writer, fmt, rules, tally.skipped, tally.source_files)
-        if doc is None:
-            continue
-        line = orjson.dumps(doc) + b"\n"
-        spill.add(key, (line, _doc_key(doc, shaping.mode) if dedupe else b"", str(rec.get("requestId") or "")),
-                  len(line))
+    for key, entry in _entries(records, shaping, fmt, dedupe, tally):
+        spill.add(key, entry, len(entry[0]))
 
 
 def _export_part(part: Any, shaping: Shaping, fmt: str, dedupe: bool, run_dir: str
@@ -380,17 +390,8 @@ def export_records(
 
 def _in_order(records: Iterable[dict[str, Any]], shaping: Shaping, options: ExportOptions,
               tally: _Tally) -> Iterator[tuple[bytes, bytes, str]]:
-    writer = WRITERS[options.format]
-    rules = shaping.rules
-    for rec in records:
-        tally.matched += 1
-        doc = _convert(rec, shaping, writer, options.format, rules, tally.skipped, tally.source_files)
-        if doc is not None:
-            line = orjson.dumps(doc) + b"\n"
-            yield line, _doc_key(doc, shaping.mode) if options.dedupe else b"", str(rec.get("requestId") or "")
-
-
-_prompt_key = prompt_key  # older name, used by logtap.distill
+    pairs = ((None, rec) for rec in records)
+    return (entry for _, entry in _entries(pairs, shaping, options.format, options.dedupe, tally))
 
 
 def counts_table(counts: dict[str, Any]) -> str:

@@ -214,12 +214,10 @@ Classifier = Callable[[Mapping[str, Any], Mode], tuple[str | None, bytes | None]
 def export_classifier(*, teacher: str, student: str) -> Classifier:
     """The export pipeline's own decision for one record: ``normalize`` -> ``shape`` (with the
     student family's defaults) -> ``bedrock-conversation-2024`` record -> ``check_record``."""
-    from logtap.converters import bedrock_conversation
-    from logtap.converters.export import prompt_key
+    from logtap.converters.export import document_key, to_document
     from logtap.converters.model import Unsupported
     from logtap.converters.normalize import normalize
-    from logtap.converters.shaping import Shaping, shape
-    from logtap.converters.validate import check_record
+    from logtap.converters.shaping import Shaping
 
     shapings = {m: Shaping.for_student(student, mode=m, teacher=teacher) for m in MODES}
     # The plan asks for each mode in turn with the same record: normalize it once.
@@ -239,13 +237,10 @@ def export_classifier(*, teacher: str, student: str) -> Classifier:
     def classify(record: Mapping[str, Any], mode: Mode) -> tuple[str | None, bytes | None]:
         shaping = shapings[mode]
         try:
-            example = shape(normalized(record), shaping)
-            problems = check_record(bedrock_conversation.record(example), shaping.rules)
-            if problems:
-                return "fails-validation", None
+            doc = to_document(normalized(record), shaping, rules=shaping.rules)
         except Unsupported as exc:
             return exc.reason, None
-        return None, prompt_key(example, mode)
+        return None, document_key(doc, mode)
 
     return classify
 
