@@ -103,13 +103,12 @@ def query(limit: int | None, fmt: str, **kwargs: Any) -> None:
         report_problems(logs.report)
 
 
-GROUPINGS = ("model", "operation", "day", "hour", "region")
-
-
 def _check_by(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
     """An unknown --by key is a usage error (exit 2)."""
+    from logtap.engine import is_grouping
+
     for key in value:
-        if key not in GROUPINGS and not (key.startswith("tag:") and len(key) > 4):
+        if not is_grouping(key):
             raise click.BadParameter(f"{key!r} is not a grouping: use model, operation, day, hour, region or tag:KEY")
     return value
 

@@ -120,15 +120,6 @@ class Unsupported(Exception):
         self.detail = detail
 
 
-def text_of(blocks: tuple[Block, ...]) -> str:
-    """The concatenated text blocks of a turn (other blocks ignored)."""
-    return "".join(b.text for b in blocks if isinstance(b, Text))
-
-
-def has_block(turns: tuple[Turn, ...], kinds: tuple[type, ...]) -> bool:
-    return any(isinstance(b, kinds) for t in turns for b in t.content)
-
-
 @dataclass(frozen=True, slots=True)
 class Example:
     """One training record, ready for a writer: system text and alternating turns."""

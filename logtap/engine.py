@@ -47,7 +47,19 @@ COLUMNS: dict[str, Any] = {
     "input": _INPUT, "output": _OUTPUT, "errorCode": "VARCHAR", "status": "VARCHAR",
     "performanceConfig": "JSON", "serviceTier": "JSON", "_logtap_line": "BIGINT",
 }
-STATS_KEYS = ("model", "operation", "day", "hour", "region")
+#: ``stats(by=...)`` groupings -> their SQL over the reader views (``tag:KEY`` is handled apart).
+GROUPINGS: dict[str, str] = {
+    "model": sql_normalized_model_id("modelId"),
+    "operation": "operation",
+    "day": "strftime(_ts, '%Y-%m-%d')",
+    "hour": "strftime(_ts, '%Y-%m-%dT%H:00Z')",
+    "region": "region",
+}
+
+
+def is_grouping(key: str) -> bool:
+    """True for a key ``stats(by=...)`` accepts: one of ``GROUPINGS`` or ``tag:KEY``."""
+    return key in GROUPINGS or (key.startswith("tag:") and len(key) > 4)
 #: What the raw-line reader extracts from each line (``json_transform``: a wrong type gives NULL).
 _ENVELOPE_JSON = orjson.dumps({"schemaType": "VARCHAR", "timestamp": "VARCHAR", "requestId": "VARCHAR",
                              "operation": "VARCHAR", "modelId": "VARCHAR",
@@ -586,20 +598,9 @@ class LogSet:
         bind = self._bind(con)
         exprs: list[tuple[str, str]] = []
         for key in by:
-            if key == "model":
-                exprs.append((key, sql_normalized_model_id("modelId")))
-            elif key == "operation":
-                exprs.append((key, "operation"))
-            elif key == "region":
-                exprs.append((key, "region"))
-            elif key == "day":
-                exprs.append((key, "strftime(_ts, '%Y-%m-%d')"))
-            elif key == "hour":
-                exprs.append((key, "strftime(_ts, '%Y-%m-%dT%H:00Z')"))
-            elif key.startswith("tag:") and len(key) > 4:
-                exprs.append((key, f"requestMetadata[{bind(key[4:])}]"))
-            else:
+            if not is_grouping(key):
                 raise LogtapError(f"--by {key!r} is not a grouping: use model, operation, day, hour, region or tag:KEY")
+            exprs.append((key, GROUPINGS.get(key) or f"requestMetadata[{bind(key[4:])}]"))
         groups = "".join(f", CASE WHEN _ok THEN {e} END AS g{i}" for i, (_, e) in enumerate(exprs))
         sql = f"""SELECT _class, {_BAD_COLS}{groups},
                         count(*), sum(input.inputTokenCount), sum(output.outputTokenCount)
