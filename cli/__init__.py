@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from typing import Any
 
 import click
@@ -57,14 +58,21 @@ class LazyGroup(click.Group):
         Anything else is a bug and keeps its traceback. ``LOGTAP_DEBUG=1`` shows
         tracebacks for handled errors too.
         """
-        from botocore.exceptions import BotoCoreError, ClientError
-
         try:
             return super().invoke(ctx)
-        except (LogtapError, BotoCoreError, ClientError) as exc:
-            if os.environ.get("LOGTAP_DEBUG"):
+        except Exception as exc:
+            if not _handled(exc) or os.environ.get("LOGTAP_DEBUG"):
                 raise
             raise click.ClickException(str(exc)) from exc
+
+
+def _handled(exc: Exception) -> bool:
+    """A LogtapError, or an AWS error from botocore (only loaded if botocore raised it: local
+    commands never import it)."""
+    if isinstance(exc, LogtapError):
+        return True
+    aws = sys.modules.get("botocore.exceptions")
+    return aws is not None and isinstance(exc, (aws.BotoCoreError, aws.ClientError))
 
 
 @click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)

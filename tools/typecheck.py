@@ -9,6 +9,7 @@ everything under `logtap`.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,8 +20,7 @@ TREE = ROOT / "build" / "typecheck"
 
 def build_tree() -> Path:
     pkg = TREE / "logtap"
-    if TREE.exists():
-        subprocess.run(["rm", "-rf", str(TREE)], check=True)
+    shutil.rmtree(TREE, ignore_errors=True)
     pkg.mkdir(parents=True)
     for entry in (ROOT / "logtap").iterdir():
         if entry.name in {"__pycache__"}:
