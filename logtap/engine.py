@@ -24,6 +24,7 @@ import orjson
 
 from logtap.errors import DataError, LogtapError
 from logtap.filters import Filter, combine, parse_where
+from logtap.gzipped import MAGIC, PROBE, TRUNCATED, bad_gzip_files, bad_gzip_start, inflate
 from logtap.models import normalize_model_id, sql_normalized_model_id
 from logtap.progress import Progress
 from logtap.s3creds import DuckDBSecret, S3Clients, make_session
@@ -151,23 +152,11 @@ def tolerant_copy(data: bytes, name: str, dest: str) -> tuple[int, list[Problem]
     problems: list[Problem] = []
     good = 0
     lineno = 0
-    if data[:2] == b"\x1f\x8b":
-        decomp = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        chunks: list[bytes] = []
-        rest = data
-        try:
-            while rest:
-                chunks.append(decomp.decompress(rest))
-                if decomp.eof:
-                    rest = decomp.unused_data
-                    decomp = zlib.decompressobj(16 + zlib.MAX_WBITS) if rest else decomp
-                else:
-                    rest = b""
-            truncated = not decomp.eof
-        except zlib.error as exc:
-            truncated = True
-            problems.append(Problem(name, None, f"corrupt gzip data ({exc})"))
-        text = b"".join(chunks)
+    if data[:2] == MAGIC:
+        inflated = inflate(data)
+        text, truncated = inflated.text, inflated.error is not None
+        if inflated.error not in (None, TRUNCATED):
+            problems.append(Problem(name, None, inflated.error))
     else:
         text, truncated = data, False
     lines = text.split(b"\n")
@@ -336,7 +325,7 @@ class LogSet:
             # DuckDB reads a gzip file that ends inside its first deflate block as empty, silently: only a
             # file of at most _PROBE bytes can (a longer one with a bad start fails the scan, see ``_run``).
             sizes = {f.path: f.size for f in self.files}  # (spooled S3 objects: unknown, so probed)
-            for path in [p for p in self._paths if sizes.get(p, -1) <= _PROBE and _bad_gzip_start(p)]:
+            for path in [p for p in self._paths if sizes.get(p, -1) <= PROBE and bad_gzip_start(p)]:
                 self._quarantine(con, path)
             self._prepared = True
         if self._secret is not None:
@@ -492,9 +481,9 @@ class LogSet:
                     # DuckDB names no file for a bad gzip stream ("Input is not a GZIP stream"): the
                     # files being scanned whose start does not inflate are the culprits
                     scanning = self._batch if self._batch is not None else self._paths
-                    bad = [p for p in scanning if p not in tried and _bad_gzip_start(p)]
+                    bad = [p for p in scanning if p not in tried and bad_gzip_start(p)]
                     if not bad:  # a good start but junk later (e.g. after a complete member): inflate fully
-                        bad = _bad_gzip_files([p for p in scanning if p not in tried])
+                        bad = bad_gzip_files([p for p in scanning if p not in tried])
                     for path in bad:
                         tried.add(path)
                         self._quarantine(con, path)
@@ -915,70 +904,14 @@ class _LineFinder:
             try:
                 with open(filename, "rb") as fh:
                     data = fh.read()
-                if data[:2] == b"\x1f\x8b":
-                    data = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data)
+                if data[:2] == MAGIC:
+                    data = inflate(data).text  # every member, not just the first
                 for n, raw in enumerate(data.split(b"\n"), 1):
                     index.setdefault(raw.strip().decode("utf-8", "replace"), n)
             except (OSError, zlib.error):
                 pass
             self._files[filename] = index
         return self._files[filename].get(text.strip())
-
-
-#: Bytes ``_bad_gzip_start`` reads; only a file this small can end inside its first deflate block.
-_PROBE = 256
-
-
-def _bad_gzip_files(paths: Sequence[str]) -> list[str]:
-    """The local gzip files among ``paths`` that do not inflate completely, found by inflating each
-    one (zlib releases the GIL, so 4 threads overlap). Only run after DuckDB failed on a bad gzip
-    stream without naming the file, so the happy path never pays for it."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    def bad(path: str) -> bool:
-        if path.startswith("s3://") or not path.endswith(".gz"):
-            return False
-        try:
-            with open(path, "rb") as fh:
-                data = fh.read()
-        except OSError:
-            return True
-        while data:
-            decomp = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            try:
-                decomp.decompress(data)
-            except zlib.error:
-                return True
-            if not decomp.eof:
-                return True
-            data = decomp.unused_data
-        return False
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        return [p for p, is_bad in zip(paths, pool.map(bad, paths), strict=True) if is_bad]
-
-
-def _bad_gzip_start(path: str, probe: int = _PROBE) -> bool:
-    """True if a local gzip file does not start like one DuckDB can read: its first ``probe`` bytes do
-    not inflate, or inflate to nothing although more was expected. About 15 µs per file."""
-    if path.startswith("s3://"):
-        return False
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(probe)
-            more = bool(fh.read(1))
-    except OSError:
-        return True
-    if head[:2] != b"\x1f\x8b":
-        return False
-    decomp = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        out = decomp.decompress(head)
-    except zlib.error:
-        return True
-    if decomp.eof or out:
-        return False
-    return not more  # the whole file was given and it is an unfinished gzip member
 
 
 #: Compressed bytes of log files per scan batch (one DuckDB query each); see ``records_unordered``.

@@ -63,6 +63,18 @@ def test_bad_rows_are_located_even_without_line_numbering(tmp_path: Path) -> Non
     assert where == {("x.json.gz", 2), ("x.json.gz", 3)} and logs.report.malformed == 2
 
 
+def test_bad_rows_in_a_later_gzip_member_are_located(tmp_path: Path) -> None:
+    """Bedrock-style files can hold several gzip members; line numbers run across all of them."""
+    folder = R.hour_dir(tmp_path, "2025-06-01T10:00:00Z")
+    folder.mkdir(parents=True)
+    first = [R.converse(request_id="a"), R.converse(request_id="b")]
+    second = [R.converse(request_id="c"), {**R.converse(request_id="w"), "requestMetadata": "oops"}]
+    (folder / "x.json.gz").write_bytes(R.gz_lines(first) + R.gz_lines(second))
+    logs = open_logs(tmp_path)
+    assert sorted(rec["requestId"] for _, rec in logs.records_unordered(lines=False)) == ["a", "b", "c"]
+    assert [(Path(p.file).name, p.line) for p in logs.report.problems] == [("x.json.gz", 4)]
+
+
 def test_sorted_spill_merges_runs_written_to_disk(tmp_path: Path) -> None:
     rnd = random.Random(3)
     items = [(rnd.randrange(1000), f"k{i}") for i in range(5000)]

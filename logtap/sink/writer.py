@@ -33,6 +33,7 @@ from typing import Protocol
 
 import orjson
 
+from logtap.gzipped import inflate
 from logtap.sink.records import CompletedCall, RecordBuilder, log_prefix
 
 log = logging.getLogger("logtap.sink")
@@ -387,17 +388,7 @@ def _pid_alive(pid: int) -> bool:
 
 def complete_members(data: bytes) -> int:
     """Length of the longest prefix of ``data`` made of complete gzip members."""
-    end = 0
-    while end < len(data):
-        decomp = zlib.decompressobj(31)
-        try:
-            decomp.decompress(data[end:])
-        except zlib.error:
-            break
-        if not decomp.eof:
-            break
-        end = len(data) - len(decomp.unused_data)
-    return end
+    return inflate(data).complete
 
 
 def recover_staging(destination: Destination, stats: WriterStats) -> None:
