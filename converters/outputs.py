@@ -17,14 +17,14 @@ from types import TracebackType
 from typing import Any
 
 from logtap.errors import SourceError
+from logtap.sources import split_s3
 
 PART_SIZE = 8 * 1024 * 1024
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
-    rest = uri[len("s3://"):]
-    bucket, _, key = rest.partition("/")
-    if not bucket or not key or key.endswith("/"):
+    bucket, key = split_s3(uri)
+    if not key or key.endswith("/"):
         raise SourceError(f"output {uri!r} must be s3://bucket/key (a key, not a prefix)")
     return bucket, key
 

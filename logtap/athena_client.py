@@ -34,6 +34,7 @@ from logtap.athena_sql import (
 )
 from logtap.engine import ScanReport
 from logtap.errors import DataError, LogtapError, SourceError
+from logtap.sources import split_s3
 
 log = logging.getLogger("logtap.athena")
 
@@ -246,9 +247,7 @@ def read_unloaded(destination: str, *, s3_client: Any) -> Iterator[dict[str, Any
     """Bedrock log records from the gzipped JSON-lines files an ``unload`` wrote under
     ``destination``, file by file in key order. A line that is not JSON raises ``DataError``
     naming the object and line."""
-    if not destination.startswith("s3://"):
-        raise LogtapError(f"expected an s3:// URI, got {destination!r}")
-    bucket, _, prefix = destination[5:].partition("/")
+    bucket, prefix = split_s3(destination)
     keys: list[str] = []
     for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         keys.extend(obj["Key"] for obj in page.get("Contents", []))

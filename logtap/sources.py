@@ -43,9 +43,10 @@ class Resolved:
 
 
 def split_s3(uri: str) -> tuple[str, str]:
-    """``s3://bucket/key`` -> (bucket, key)."""
-    rest = uri[len("s3://"):]
-    bucket, _, key = rest.partition("/")
+    """``s3://bucket/key`` -> (bucket, key): logtap's one parser of S3 URIs."""
+    if not uri.startswith("s3://"):
+        raise SourceError(f"not an S3 URI: {uri!r}; write it as s3://bucket/prefix")
+    bucket, _, key = uri[len("s3://"):].partition("/")
     if not bucket:
         raise SourceError(f"{uri!r} has no bucket name; use s3://bucket/prefix")
     return bucket, key

@@ -21,18 +21,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from logtap.errors import SourceError
+from logtap.sources import split_s3
 
 log = logging.getLogger("logtap.sink")
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
     """``s3://bucket/prefix`` -> (bucket, prefix without surrounding slashes)."""
-    if not uri.startswith("s3://"):
-        raise SourceError(f"not an S3 URI: {uri!r}; write it as s3://bucket/prefix")
-    bucket, _, prefix = uri[5:].partition("/")
-    if not bucket:
-        raise SourceError(f"S3 URI {uri!r} has no bucket name; write it as s3://bucket/prefix")
+    bucket, prefix = split_s3(uri)
     return bucket, prefix.strip("/")
 
 
