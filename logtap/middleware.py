@@ -216,18 +216,12 @@ class _ClientState:
     def on_invoke_params(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         base = _base_tags(self, _context.current_stack())
         if "requestMetadata" in params:
-            raw = params["requestMetadata"]
-            caller = _parse_caller_json(raw)
-            if caller is None:
+            result = _merge_caller_json(self, base, params["requestMetadata"])
+            if result is None:
                 return
-            merged = _merge(self, base, caller)
-            if merged is caller:  # no tags of ours: sent exactly as the caller wrote it
-                if caller:
-                    context[CONTEXT_KEY] = caller
-                return
-            merged, text = _fit_json(self, merged, caller)
-            params["requestMetadata"] = text
-            context[CONTEXT_KEY] = merged
+            merged, params["requestMetadata"] = result
+            if merged:
+                context[CONTEXT_KEY] = merged
         elif base:
             merged, text = _base_json(self, base)
             params["requestMetadata"] = text
@@ -251,10 +245,10 @@ class _ClientState:
         headers: dict[str, Any] = params["headers"]
         existing = [name for name in headers if name.lower() == _HEADER_LOWER]
         if existing:
-            caller = _parse_caller_json(headers[existing[0]])
-            if caller is None:
+            result = _merge_caller_json(self, merged, headers[existing[0]])
+            if result is None:
                 return
-            merged, text = _fit_json(self, _merge(self, merged, caller), caller)
+            merged, text = result
             for name in existing:
                 del headers[name]
         _put_header(headers, text)
@@ -377,6 +371,21 @@ def _parse_caller_json(raw: object) -> dict[str, Any] | None:
         )
         return None
     return parsed
+
+
+def _merge_caller_json(state: _ClientState, base: Mapping[str, str], raw: object
+                       ) -> tuple[dict[str, Any], str] | None:
+    """InvokeModel*: the caller's JSON metadata text merged with ``base`` (the caller wins), as
+    (dict sent, JSON text). The caller's own text goes out untouched when logtap adds nothing; None
+    when it is not a JSON object (then nothing is changed)."""
+    caller = _parse_caller_json(raw)
+    if caller is None:
+        return None
+    merged = _merge(state, base, caller)
+    if merged is caller:
+        assert isinstance(raw, str)  # _parse_caller_json accepts only text
+        return caller, raw
+    return _fit_json(state, merged, caller)
 
 
 def _dump(metadata: Mapping[str, Any]) -> str:
