@@ -24,7 +24,7 @@ import orjson
 
 from logtap.errors import DataError, LogtapError
 from logtap.filters import Filter, combine, parse_where
-from logtap.gzipped import MAGIC, PROBE, TRUNCATED, bad_gzip_files, bad_gzip_start, inflate
+from logtap.gzipped import MAGIC, PROBE, bad_gzip_files, bad_gzip_start, inflate
 from logtap.models import normalize_model_id, sql_normalized_model_id
 from logtap.progress import Progress
 from logtap.s3creds import DuckDBSecret, S3Clients, make_session
@@ -33,6 +33,8 @@ from logtap.timerange import TimeRange
 
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb
+
+    from logtap.linescan import Plan
 
 REQUIRED = ("requestId", "timestamp", "operation", "modelId")
 _SCALAR = (str, int, float, bool, type(None))
@@ -149,23 +151,13 @@ _CHECKED: dict[str, Any] = {
 
 def tolerant_copy(data: bytes, name: str, dest: str) -> tuple[int, list[Problem]]:
     """Copy the readable records of one log file to ``dest`` (NDJSON with ``_logtap_line``)."""
-    problems: list[Problem] = []
+    from logtap.linescan import readable_text
+
+    text, found = readable_text(data)
+    problems = [Problem(name, line, reason) for line, reason in found]
     good = 0
     lineno = 0
-    if data[:2] == MAGIC:
-        inflated = inflate(data)
-        text, truncated = inflated.text, inflated.error is not None
-        if inflated.error not in (None, TRUNCATED):
-            problems.append(Problem(name, None, inflated.error))
-    else:
-        text, truncated = data, False
     lines = text.split(b"\n")
-    if truncated and lines:
-        tail = lines.pop()
-        if tail.strip():
-            problems.append(Problem(name, len(lines) + 1, "truncated gzip member: the last line is incomplete"))
-        elif not problems:
-            problems.append(Problem(name, None, "truncated gzip member after the last complete line"))
     with open(dest, "wb") as out:
         for raw in lines:
             lineno += 1
@@ -240,6 +232,8 @@ class LogSet:
         self._nvars = 0
         self._match = "true"
         self._views: set[str] = set()  # the views created so far (each is created on first use)
+        #: Whether ``records_unordered`` may use ``logtap.linescan`` where it applies (see there).
+        self.selective_reader = True
 
     # -- life cycle -------------------------------------------------------------------------------
     def close(self) -> None:
@@ -671,10 +665,51 @@ class LogSet:
         """``(sort_key, record)`` for every matching record, in no particular order, as DuckDB's
         threads produce them (the fastest way to read records). Sorting by ``sort_key`` gives the
         order of ``records()``: (timestamp, requestId), ties broken by source file and content."""
+        from logtap.linescan import Plan
         from logtap.spill import young_gc_only
 
+        plan = Plan.of(self.filter, self.time_range, self.models, self.operations, lines) \
+            if self.selective_reader and not any(f.is_s3 for f in self.files) else None
         with young_gc_only():
-            yield from self._records_unordered(lines)
+            yield from (self._records_selective(plan) if plan is not None else self._records_unordered(lines))
+
+    def _records_selective(self, plan: Plan) -> Iterator[tuple[tuple[Any, ...], dict[str, Any]]]:
+        """``records_unordered`` by ``logtap.linescan``: local files, a filter naming the values every
+        match contains. One file at a time, so memory stays flat."""
+        from logtap.linescan import readable_text, scan_text
+
+        report = self._new_report()
+        rows_rep = ScanReport()
+        prog = Progress(self.progress, files=len(self.files), total_bytes=report.bytes)
+        scanned = 0
+        for i, f in enumerate(self.files):
+            try:
+                with open(f.path, "rb") as fh:
+                    data = fh.read()
+            except OSError as exc:
+                rows_rep.malformed += 1
+                rows_rep.problems.append(Problem(f.path, None, f"cannot read file: {_short(exc)}"))
+                continue
+            text, found = readable_text(data)
+            del data
+            rows_rep.malformed += len(found)
+            rows_rep.problems.extend(Problem(f.path, line, reason) for line, reason in found)
+            got = scan_text(text, f.path, plan, _line_problem)
+            del text
+            scanned += got.scanned
+            for bad in got.bad:
+                if bad.cls == "problem":
+                    rows_rep.malformed += 1
+                    rows_rep.problems.append(Problem(f.path, bad.line, bad.reason))
+                else:
+                    self._bad_row(rows_rep, bad.cls, f.path, bad.line, bad.row)
+            report.matched += len(got.rows)
+            self._resolve_bodies([rec for _, rec in got.rows], rows_rep)
+            if i % 64 == 63:
+                prog.message(f"logtap: read {i + 1:,}/{len(self.files):,} files ({scanned:,} records)")
+            yield from got.rows
+        self._finish_report(report, rows_rep, scanned)
+        prog.finish(report.scanned)
 
     def _records_unordered(self, lines: bool) -> Iterator[tuple[tuple[Any, ...], dict[str, Any]]]:
         # The files are scanned in batches of about BATCH_BYTES, one DuckDB query each (DuckDB's
@@ -749,12 +784,16 @@ class LogSet:
             stop.set()
             worker.join()
             self._set_files(con)
-        report.scanned = scanned[0]
+        self._finish_report(report, rows_rep, scanned[0])
+        prog.finish(report.scanned)
+
+    def _finish_report(self, report: ScanReport, rows_rep: ScanReport, scanned: int) -> None:
+        report.scanned = scanned
         report.problems = sorted(self._file_problems + rows_rep.problems,
                                  key=lambda pr: (pr.file, pr.line or 0, pr.reason))
         report.malformed = self._file_malformed + rows_rep.malformed
+        report.missing_bodies = rows_rep.missing_bodies
         report.skipped = dict(Counter(self._skipped) + Counter(rows_rep.skipped))
-        prog.finish(report.scanned)
 
     def _convert_rows(self, rows: list[tuple[Any, ...]], offsets: Mapping[str, int], rows_rep: ScanReport,
                       report: ScanReport, locate: _LineFinder) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
