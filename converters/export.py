@@ -193,14 +193,36 @@ def _parallel(logs: Any, parts: Sequence[Any], options: ExportOptions, tally: _T
     multiprocessing: its spawn start method re-imports the caller's main script, which breaks
     scripts without an ``if __name__ == "__main__"`` guard; fork does not mix with DuckDB's threads).
     """
-    import pickle
-    import subprocess
-    import sys
     import tempfile
 
+    from logtap.progress import Progress
     from logtap.spill import merge_runs
 
     run_dir = tempfile.mkdtemp(prefix="logtap-parts-", dir=getattr(logs, "_tmp", None))
+    files = sum(len(part.files) for part in parts)
+    with Progress(bool(getattr(logs, "progress", False)), files=files,
+                  total_bytes=_report_value(getattr(logs, "report", None), "bytes", 0)) as prog:
+        prog.message(f"logtap: reading {files:,} files in {len(parts)} processes ...")
+        results = _run_workers(parts, options, run_dir)
+        prog.finish(sum(report.scanned for *_, report in results))
+    runs: list[str] = []
+    reports = []
+    for paths, matched, skipped, sources, report in results:
+        runs.extend(paths)
+        tally.matched += matched
+        tally.skipped.update(skipped)
+        tally.source_files.update(sources)
+        reports.append(report)
+    logs.absorb(reports)
+    return merge_runs(runs)
+
+
+def _run_workers(parts: Sequence[Any], options: ExportOptions, run_dir: str) -> list[Any]:
+    """Start one worker process per part and collect what each returned (raising what one raised)."""
+    import pickle
+    import subprocess
+    import sys
+
     jobs: list[str] = []
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -227,16 +249,7 @@ def _parallel(logs: Any, parts: Sequence[Any], options: ExportOptions, tally: _T
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    runs: list[str] = []
-    reports = []
-    for paths, matched, skipped, files, report in results:
-        runs.extend(paths)
-        tally.matched += matched
-        tally.skipped.update(skipped)
-        tally.source_files.update(files)
-        reports.append(report)
-    logs.absorb(reports)
-    return merge_runs(runs)
+    return results
 
 
 def _worker_main(job: str) -> int:

@@ -251,10 +251,10 @@ class LogSet:
     # -- splitting a scan over processes ----------------------------------------------------------
     def split(self, parts: int) -> list[ScanPart] | None:
         """The files in ``parts`` shares of about equal bytes (each in the list's order), or None when
-        this set cannot be scanned elsewhere: S3 objects, an explicit boto3 session, progress output,
-        or fewer files than parts. ``absorb`` then takes the parts' reports."""
+        this set cannot be scanned elsewhere: S3 objects, an explicit boto3 session, or fewer files than
+        parts. ``absorb`` then takes the parts' reports (the parts show no progress: their caller does)."""
         session = self._clients.session
-        if (parts < 2 or len(self.files) < parts or self.progress or not isinstance(session, _LazySession)
+        if (parts < 2 or len(self.files) < parts or not isinstance(session, _LazySession)
                 or any(f.is_s3 for f in self.files)):
             return None
         loads = [0] * parts
