@@ -81,11 +81,7 @@ def classify(name: str, components: Sequence[str], root_depth: int = 0) -> str |
         folders = folders[root_depth:]
     if "data" in folders:
         return "data-object"
-    if "permission-check" in name.lower():
-        return "not-a-log-record"
-    if not name.lower().endswith(LOG_SUFFIXES):
-        return "not-a-log-file"
-    return None
+    return _name_reason(name)
 
 
 def _hour_ok(parts: tuple[int, ...] | None, rng: TimeRange) -> bool:
@@ -108,24 +104,47 @@ def _resolve_local(source: str, rng: TimeRange, out: Resolved) -> None:
         return
     if not root.is_dir():
         raise SourceError(f"source {source!r} does not exist; give a folder, a log file or s3://bucket/prefix")
-    root_depth = len(Path(os.path.abspath(root)).parts)
-    for dirpath, dirnames, filenames in os.walk(root):
-        comps = Path(os.path.abspath(dirpath)).parts
-        keep = []
-        for d in sorted(dirnames):
-            parts = date_parts((*comps, d))
-            if parts and not rng.prefix_may_match(parts):
-                continue
-            keep.append(d)
-        dirnames[:] = keep
-        parts = date_parts(comps)
-        for name in sorted(filenames):
-            reason = classify(name, (*comps, name), root_depth)
-            if reason:
-                out.skipped[reason] += 1
-            elif _hour_ok(parts, rng):
-                full = os.path.join(dirpath, name)
-                out.files.append(LogFile(full, os.path.getsize(full)))
+    comps = Path(os.path.abspath(root)).parts
+    _walk_local(str(root), comps, len(comps), rng, out)
+
+
+def _walk_local(folder: str, comps: tuple[str, ...], root_depth: int, rng: TimeRange, out: Resolved) -> None:
+    """One folder: its files (in name order, as ``os.walk`` lists them), then its sub-folders in name
+    order; what depends on the folder alone (``data/``, the hour) is worked out once per folder."""
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError:
+        return
+    parts = date_parts(comps)
+    hour_ok = _hour_ok(parts, rng)
+    in_data = classify("x.json.gz", (*comps, "x.json.gz"), root_depth) == "data-object"
+    subfolders = []
+    for entry in entries:
+        if entry.is_dir():
+            if entry.is_symlink():
+                continue  # as os.walk: a linked folder is not followed (no cycles)
+            sub = (*comps, entry.name)
+            sub_parts = date_parts(sub)
+            if not (sub_parts and not rng.prefix_may_match(sub_parts)):
+                subfolders.append((entry.path, sub))
+            continue
+        name = entry.name
+        reason = "data-object" if in_data else _name_reason(name)
+        if reason:
+            out.skipped[reason] += 1
+        elif hour_ok:
+            out.files.append(LogFile(entry.path, entry.stat().st_size))
+    for path, sub in subfolders:
+        _walk_local(path, sub, root_depth, rng, out)
+
+
+def _name_reason(name: str) -> str | None:
+    """``classify`` for a file outside a ``data/`` folder."""
+    lower = name.lower()
+    if "permission-check" in lower:
+        return "not-a-log-record"
+    return None if lower.endswith(LOG_SUFFIXES) else "not-a-log-file"
 
 
 # -- S3 -------------------------------------------------------------------------------------------
