@@ -170,3 +170,13 @@ def test_readable_text_keeps_complete_lines_of_a_cut_file() -> None:
     text, problems = readable_text(data[: len(data) - 4])  # the member's trailer is missing
     assert text == b'{"a":1}\n{"b":2}\n'
     assert problems == [(3, "truncated gzip member: the last line is incomplete")]
+
+
+def test_gzip_members_and_junk_are_read_as_the_tolerant_reader_reads_them() -> None:
+    one = gzip.compress(b'{"a":1}\n')
+    assert readable_text(one) == (b'{"a":1}\n', [])
+    assert readable_text(one + one) == (b'{"a":1}\n{"a":1}\n', [])  # identical members: both kept
+    assert readable_text(one + gzip.compress(b'{"b":2}\n')) == (b'{"a":1}\n{"b":2}\n', [])
+    text, problems = readable_text(one + b"junk after the member")
+    assert text == b'{"a":1}\n' and len(problems) == 1 and problems[0][0] is None
+    assert "corrupt gzip data" in problems[0][1]
