@@ -46,7 +46,7 @@ except ImportError:  # pragma: no cover - isal is a dependency; a platform witho
 #: made of for JSON writers to write it as is; ``/`` may also be written ``\/``, other whitespace escaped.
 _PLAIN = re.compile(rb"[A-Za-z0-9 _.:/=+$@-]+")
 #: Bedrock's timestamp form; anything else is cast by DuckDB (exactly as the views do).
-_ISO_Z = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?Z")
+_ISO_Z = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):([0-5]\d):([0-5]\d)(?:\.(\d{1,6}))?Z")
 _EPOCH = datetime(1970, 1, 1)
 _REQUIRED = ("requestId", "timestamp", "operation", "modelId")
 
@@ -245,11 +245,20 @@ def _epoch_us(ts: Any) -> int | None:
     if m is None:
         return None
     y, mo, d, h, mi, s, frac = m.groups()
-    try:
-        dt = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s))
-    except ValueError:
-        return None
-    return (dt - _EPOCH) // _ONE_US + (int(frac.ljust(6, "0")) if frac else 0)
+    base = _HOURS.get(ts[:13])
+    if base is None:
+        try:
+            base = (datetime(int(y), int(mo), int(d), int(h)) - _EPOCH) // _ONE_US
+        except ValueError:
+            return None
+        if len(_HOURS) > 100_000:
+            _HOURS.clear()
+        _HOURS[ts[:13]] = base
+    return base + (int(mi) * 60 + int(s)) * 1_000_000 + (int(frac.ljust(6, "0")) if frac else 0)
+
+
+#: ``YYYY-MM-DDTHH`` -> microseconds since the epoch of that hour (logs come an hour folder at a time).
+_HOURS: dict[str, int] = {}
 
 
 def scan_text(text: bytes, source: str, plan: Plan, line_problem: Callable[[Any], str | None]) -> FileScan:
@@ -290,29 +299,49 @@ def scan_text(text: bytes, source: str, plan: Plan, line_problem: Callable[[Any]
     stamps = [_epoch_us(rec.get("timestamp")) for _, _, rec in pending]
     odd_ts = [_text(rec.get("timestamp")) for (_, _, rec), us in zip(pending, stamps, strict=True)
               if us is None and rec.get("timestamp") is not None]
-    odd_vals = [v.value for _, _, rec in pending for v in _tag_values(rec) if isinstance(v, _Deferred)]
+    odd_vals = [v.value for _, _, rec in pending if not _plain_tags(rec) for v in _tag_values(rec)
+                if isinstance(v, _Deferred)]
     ts_cast, val_cast = _duck_casts(odd_ts, odd_vals) if (odd_ts or odd_vals) else ([], [])
     ts_iter, val_iter = iter(ts_cast), iter(val_cast)
     for (start, raw, rec), us in zip(pending, stamps, strict=True):
         if us is None and rec.get("timestamp") is not None:
             us = next(ts_iter)
-        meta = _tags(rec, val_iter)
-        envelope = {k: _text(rec.get(k)) for k in _REQUIRED}
-        if us is None or envelope["requestId"] is None or envelope["operation"] is None \
-                or envelope["modelId"] is None:
-            out.bad.append(Bad(line_of(start), "malformed", envelope))
-            continue
-        schema = _text(rec.get("schemaType"))
-        if schema is not None and schema != "ModelInvocationLog":
-            out.bad.append(Bad(line_of(start), "not-a-log-record", envelope))
-            continue
-        if not _matches(plan, meta, us, envelope):
+        meta = rec.get("requestMetadata")
+        if not _plain_tags(rec):
+            meta = _tags(rec, val_iter)
+        rid, op, model = rec.get("requestId"), rec.get("operation"), rec.get("modelId")
+        schema = rec.get("schemaType")
+        if not (type(rid) is str and type(op) is str and type(model) is str and us is not None
+                and (schema is None or schema == "ModelInvocationLog")):  # else: the general rules
+            envelope = {k: _text(rec.get(k)) for k in _REQUIRED}
+            rid, op, model = envelope["requestId"], envelope["operation"], envelope["modelId"]
+            if us is None or rid is None or op is None or model is None:
+                out.bad.append(Bad(line_of(start), "malformed", envelope))
+                continue
+            schema = _text(schema)
+            if schema is not None and schema != "ModelInvocationLog":
+                out.bad.append(Bad(line_of(start), "not-a-log-record", envelope))
+                continue
+        if not _matches(plan, meta, us, op, model):
             continue
         rec.pop("_logtap_line", None)
         number = line_of(start) if plan.lines else None
         rec["_source"] = {"file": source, "line": number}
-        out.rows.append(((us, envelope["requestId"], source, number or 0, zlib.crc32(raw)), rec))
+        out.rows.append(((us, rid, source, number or 0, zlib.crc32(raw)), rec))
     return out
+
+
+def _plain_tags(rec: dict[str, Any]) -> bool:
+    """Whether ``requestMetadata`` is absent or an object of strings (then DuckDB's MAP holds it as is)."""
+    meta = rec.get("requestMetadata")
+    if meta is None:
+        return True
+    if type(meta) is not dict:
+        return False
+    for v in meta.values():
+        if type(v) is not str:
+            return False
+    return True
 
 
 def _tag_values(rec: dict[str, Any]) -> list[Any]:
@@ -334,16 +363,16 @@ def _tags(rec: dict[str, Any], casts: Any) -> dict[str, Any] | None:
     return out
 
 
-def _matches(plan: Plan, meta: dict[str, Any] | None, us: int, envelope: dict[str, Any]) -> bool:
+def _matches(plan: Plan, meta: dict[str, Any] | None, us: int, operation: Any, model: Any) -> bool:
     if not plan.filter.evaluate(meta):
         return False
     if plan.since_us is not None and us < plan.since_us:
         return False
     if plan.until_us is not None and us >= plan.until_us:
         return False
-    if plan.models and normalize_model_id(str(envelope["modelId"])) not in plan.models:
+    if plan.models and normalize_model_id(str(model)) not in plan.models:
         return False
-    return not (plan.operations and envelope["operation"] not in plan.operations)
+    return not (plan.operations and operation not in plan.operations)
 
 
 __all__ = ["Bad", "FileScan", "Plan", "needles", "readable_text", "scan_text", "survey"]

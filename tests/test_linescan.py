@@ -45,6 +45,10 @@ def _corpus(root: Path) -> None:
         rec(108, tags={"project": "alpha", "n": 1.5}),
         rec(109, tags={"project": "alpha", "n": None}),
         rec(110, tags={"project": "gamma"}),
+        rec(115, timestamp="2025-02-30T10:00:00Z"),
+        rec(116, timestamp="2025-06-01T10:60:00Z"),
+        rec(118, timestamp="2025-06-01T24:00:00Z"),
+        rec(119, timestamp="2025-06-01T10:59:59.999999Z"),
     ]
     missing = {k: v for k, v in rec(111, tags={"project": "alpha"}).items() if k != "requestId"}
     other = dict(rec(112, tags={"project": "alpha"}), schemaType="SomethingElse")
