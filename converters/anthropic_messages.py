@@ -70,6 +70,19 @@ def block(raw: Any) -> Block | None:
 
 
 def blocks(raw: Any) -> tuple[Block, ...]:
+    if type(raw) is list:
+        out: list[Block] = []
+        for item in raw:
+            # Fast path for the common {"type": "text", "text": "..."} block; the rest goes through block().
+            if type(item) is dict and item.get("type") == "text":
+                text = item.get("text")
+                if type(text) is str:
+                    out.append(Text(text))
+                    continue
+            b = block(item)
+            if b is not None:
+                out.append(b)
+        return tuple(out)
     if isinstance(raw, str):
         return (Text(raw),)
     if not isinstance(raw, list):
@@ -121,16 +134,13 @@ def anthropic_stream(body: Any) -> Response:
     tin = tout = None
     for ev in chunks:
         kind = ev.get("type")
-        if kind == "message_start":
-            usage = (ev.get("message") or {}).get("usage") or {}
-            tin = as_int(usage.get("input_tokens"))
-        elif kind == "content_block_start":
-            cb = ev.get("content_block") or {}
-            parts[int(ev.get("index", 0))] = {"type": cb.get("type"), "id": cb.get("id", ""),
-                                              "name": cb.get("name", ""), "buf": [cb.get("text", "")],
-                                              "sig": None}
-        elif kind == "content_block_delta":
-            p = parts.setdefault(int(ev.get("index", 0)), {"type": "text", "buf": [], "sig": None})
+        if kind == "content_block_delta":  # the common event first (the kinds are exclusive)
+            idx = ev.get("index", 0)
+            if type(idx) is not int:
+                idx = int(idx)
+            p = parts.get(idx)
+            if p is None:
+                p = parts[idx] = {"type": "text", "buf": [], "sig": None}
             delta = ev.get("delta") or {}
             dtype = delta.get("type")
             if dtype == "text_delta":
@@ -141,13 +151,21 @@ def anthropic_stream(body: Any) -> Response:
                 p["buf"].append(delta.get("thinking", ""))
             elif dtype == "signature_delta":
                 p["sig"] = delta.get("signature")
+        elif kind == "message_start":
+            usage = (ev.get("message") or {}).get("usage") or {}
+            tin = as_int(usage.get("input_tokens"))
+        elif kind == "content_block_start":
+            cb = ev.get("content_block") or {}
+            parts[int(ev.get("index", 0))] = {"type": cb.get("type"), "id": cb.get("id", ""),
+                                              "name": cb.get("name", ""), "buf": [cb.get("text", "")],
+                                              "sig": None}
         elif kind == "message_delta":
             stop = (ev.get("delta") or {}).get("stop_reason") or stop
             tout = as_int((ev.get("usage") or {}).get("output_tokens")) or tout
     content: list[Block] = []
     for idx in sorted(parts):
         p = parts[idx]
-        text = "".join(x for x in p["buf"] if isinstance(x, str))
+        text = "".join([x for x in p["buf"] if isinstance(x, str)])
         if p["type"] == "tool_use":
             try:
                 content.append(ToolUse(p["id"], p["name"], json.loads(text) if text else {}))

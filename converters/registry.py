@@ -14,6 +14,7 @@ profiles, custom models).
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any, Literal, TypeVar
 
 from logtap.converters.model import Prompt, Response, Unsupported
@@ -77,20 +78,39 @@ def _messages_anthropic_like(body: dict[str, Any]) -> bool:
 
 Predicate = Callable[[str, dict[str, Any]], bool]
 
+
+class FamilyOnly:
+    """A detector predicate that can only hold for one model family: ``fam == family and test(body)``.
+
+    ``detect_format`` skips it outright for every other family (see ``_detectors_for``), which
+    halves the predicates tried for a typical InvokeModel body without changing which one matches
+    first.
+    """
+
+    __slots__ = ("family", "test")
+
+    def __init__(self, family: str, test: Callable[[dict[str, Any]], bool]) -> None:
+        self.family = family
+        self.test = test
+
+    def __call__(self, fam: str, body: dict[str, Any]) -> bool:
+        return fam == self.family and self.test(body)
+
+
 #: Ordered (format, predicate(family, body)) table: the first match wins.
 DETECTORS: tuple[tuple[str, Predicate], ...] = (
     ("anthropic-messages", lambda fam, b: "anthropic_version" in b and "messages" in b),
     ("anthropic-text", lambda fam, b: "\n\nHuman:" in _prompt(b) or (fam == "anthropic" and "prompt" in b)),
-    ("anthropic-messages", lambda fam, b: fam == "anthropic" and "messages" in b),
+    ("anthropic-messages", FamilyOnly("anthropic", lambda b: "messages" in b)),
     ("nova", lambda fam, b: b.get("schemaVersion") == "messages-v1" or (fam == "amazon-nova" and "messages" in b)),
     ("titan", lambda fam, b: "inputText" in b),
     ("cohere-chat", lambda fam, b: "message" in b and (fam == "cohere" or "chat_history" in b or "preamble" in b)),
-    ("cohere-command", lambda fam, b: fam == "cohere" and "prompt" in b),
-    ("ai21-jamba", lambda fam, b: fam == "ai21" and "messages" in b),
-    ("ai21-jurassic", lambda fam, b: fam == "ai21" and "prompt" in b),
-    ("mistral-chat", lambda fam, b: fam == "mistral" and "messages" in b),
-    ("llama", lambda fam, b: fam == "meta" and "prompt" in b),
-    ("mistral", lambda fam, b: fam == "mistral" and "prompt" in b),
+    ("cohere-command", FamilyOnly("cohere", lambda b: "prompt" in b)),
+    ("ai21-jamba", FamilyOnly("ai21", lambda b: "messages" in b)),
+    ("ai21-jurassic", FamilyOnly("ai21", lambda b: "prompt" in b)),
+    ("mistral-chat", FamilyOnly("mistral", lambda b: "messages" in b)),
+    ("llama", FamilyOnly("meta", lambda b: "prompt" in b)),
+    ("mistral", FamilyOnly("mistral", lambda b: "prompt" in b)),
     # Unknown family (application inference profile, custom model): the body decides.
     ("llama", lambda fam, b: "<|start_header_id|>" in _prompt(b) or "<<SYS>>" in _prompt(b)),
     ("mistral", lambda fam, b: "[INST]" in _prompt(b)),
@@ -102,11 +122,17 @@ DETECTORS: tuple[tuple[str, Predicate], ...] = (
 )
 
 
+@lru_cache(maxsize=256)
+def _detectors_for(family: str) -> tuple[tuple[str, Predicate], ...]:
+    """``DETECTORS`` without the ``FamilyOnly`` predicates of other families (which cannot match)."""
+    return tuple((fmt, p) for fmt, p in DETECTORS if not (isinstance(p, FamilyOnly) and p.family != family))
+
+
 def detect_format(operation: str, family: str, body: dict[str, Any]) -> str:
     """The body format of a logged request, or raise ``Unsupported("unsupported-shape")``."""
     if operation in CONVERSE_OPERATIONS:
         return "converse"
-    for fmt, predicate in DETECTORS:
+    for fmt, predicate in _detectors_for(family):
         if predicate(family, body):
             return fmt
     keys = ", ".join(sorted(body)[:8])

@@ -8,6 +8,7 @@ truncated labels); ``Shaping.for_student`` gives the documented defaults for a s
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property, lru_cache
 from typing import Literal
 
 from logtap.converters.model import (
@@ -69,8 +70,8 @@ class Shaping:
     reasoning: ReasoningPolicy = "drop"
     keep_truncated: bool = False
 
-    @property
-    def rules(self) -> StudentRules:
+    @cached_property
+    def rules(self) -> StudentRules:  # cached per Shaping (frozen; not a field, so eq/hash/replace ignore it)
         return rules_for(self.student)
 
     @classmethod
@@ -105,6 +106,11 @@ def _walk(blocks: tuple[Block, ...]) -> list[Block]:
     return out
 
 
+@lru_cache(maxsize=1024)
+def _teacher_matches(model_id: str, teacher: str) -> bool:
+    return model_matches(model_id, teacher)
+
+
 def shape(conv: Conversation, opts: Shaping) -> Example:
     """The training example for ``conv`` under ``opts``; raises ``Unsupported(reason)`` to skip it."""
     rules = opts.rules
@@ -116,25 +122,93 @@ def shape(conv: Conversation, opts: Shaping) -> Example:
     stop = (resp.stop_reason or "").lower()
     if stop in STOP_REASON_SKIPS:
         raise _skip(STOP_REASON_SKIPS[stop], f"stop reason {resp.stop_reason}")
-    if opts.mode == "prompt-response" and opts.teacher and not model_matches(conv.model_id, opts.teacher):
+    labelled = opts.mode == "prompt-response"
+    if labelled and opts.teacher and not _teacher_matches(conv.model_id, opts.teacher):
         raise _skip("teacher-mismatch")
     answer = resp.message
-    if answer is None or not any(
-        (isinstance(b, Text) and b.text.strip()) or isinstance(b, ToolUse) for b in answer.content
-    ):
+    if answer is None or not _has_answer(answer.content):
         raise _skip("empty-response")
-    if opts.mode == "prompt-response" and stop in TRUNCATED and not opts.keep_truncated:
+    if labelled and stop in TRUNCATED and not opts.keep_truncated:
         raise _skip("truncated", f"stop reason {resp.stop_reason}")
-    if opts.mode == "prompt-response" and resp.incomplete:
+    if labelled and resp.incomplete:
         raise _skip("incomplete-stream", "the logged stream has no stop reason (cut off)")
     turns = conv.prompt.turns
     if not turns or turns[-1].role != "user":
         raise _skip("assistant-prefill")
-    for i, t in enumerate(turns):
-        if t.role != ("user" if i % 2 == 0 else "assistant"):
+    expected = "user"
+    text_only = True
+    for t in turns:
+        if t.role != expected:
             raise _skip("role-order", "roles do not alternate starting with user")
-    if opts.mode == "prompt-response":
+        expected = "assistant" if expected == "user" else "user"
+        if text_only:
+            for b in t.content:
+                if type(b) is not Text:
+                    text_only = False
+                    break
+    if labelled:
         turns = (*turns, answer)
+        if text_only:
+            for b in answer.content:
+                if type(b) is not Text:
+                    text_only = False
+                    break
+    if text_only:
+        return _shape_text(conv, opts, rules, turns)
+    return _shape_any(conv, opts, rules, turns)
+
+
+def _has_answer(content: tuple[Block, ...]) -> bool:
+    """Some block of the answer is non-blank text or a tool call."""
+    for b in content:
+        if type(b) is Text:
+            if b.text.strip():
+                return True
+        elif isinstance(b, ToolUse) or (isinstance(b, Text) and b.text.strip()):
+            return True
+    return False
+
+
+def _shape_text(conv: Conversation, opts: Shaping, rules: StudentRules, turns: tuple[Turn, ...]) -> Example:
+    """The rest of :func:`shape` when every block is exactly ``Text``: no media, tool or reasoning
+    checks apply and nothing is filtered, so only the turn/text checks remain (same order, same
+    reasons as :func:`_shape_any`)."""
+    users = 0
+    for t in turns:
+        if t.role == "user":
+            users += 1
+    if users > 1 and (opts.multi_turn == "skip" or rules.single_turn):
+        raise _skip("multi-turn", f"{users} user turns")
+    for t in turns:
+        if not t.content:
+            raise _skip("empty-content", "a turn has no content or blank text")
+        for b in t.content:
+            if not b.text.strip():  # type: ignore[union-attr]  # every block is Text here
+                raise _skip("empty-content", "a turn has no content or blank text")
+    system = tuple(s for s in conv.prompt.system if s.strip()) if conv.prompt.system else ()
+    reserved = rules.reserved
+    if reserved:
+        for text in system:
+            for tok in reserved:
+                if tok in text:
+                    raise _skip("nova-reserved-string")
+        for t in turns:
+            for b in t.content:
+                for tok in reserved:
+                    if tok in b.text:  # type: ignore[union-attr]
+                        raise _skip("nova-reserved-string")
+    if rules.max_system_blocks is not None and len(system) > rules.max_system_blocks:
+        raise _skip("multi-block-system", f"{len(system)} system blocks")
+    limit = rules.max_content_blocks
+    if limit is not None:
+        for t in turns:
+            if len(t.content) > limit:
+                raise _skip("multi-block-content")
+    return Example(system, turns)
+
+
+def _shape_any(conv: Conversation, opts: Shaping, rules: StudentRules, turns: tuple[Turn, ...]) -> Example:
+    """The rest of :func:`shape` for turns holding media, tool, reasoning or other blocks."""
     all_blocks = [b for t in turns for b in _walk(t.content)]
     if any(isinstance(b, MEDIA) and b.uri is None for b in all_blocks if isinstance(b, (Image, Document, Video))):
         raise _skip("inline-media", "image/document bytes were inline in the log")

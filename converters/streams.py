@@ -26,9 +26,9 @@ def chunk_list(body: Any) -> list[dict[str, Any]]:
     chunks: list[dict[str, Any]] = []
     for item in body:
         if isinstance(item, dict):
-            failed = next((k for k in item if isinstance(k, str) and k.endswith("Exception")), None)
-            if failed is not None:
-                raise Unsupported("error", f"stream ended with {failed}")
+            for k in item:
+                if isinstance(k, str) and k.endswith("Exception"):
+                    raise Unsupported("error", f"stream ended with {k}")
             chunks.append(item)
         elif item == "[DONE]":
             continue
@@ -38,6 +38,8 @@ def chunk_list(body: Any) -> list[dict[str, Any]]:
 
 
 def as_int(value: Any) -> int | None:
+    if type(value) is int:
+        return value
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
@@ -53,5 +55,11 @@ def metrics_tokens(chunks: list[dict[str, Any]]) -> tuple[int | None, int | None
 def guardrail_intervened(obj: Any) -> bool:
     """True when an InvokeModel body (or any stream chunk) says a guardrail intervened."""
     if isinstance(obj, list):
-        return any(guardrail_intervened(c) for c in obj)
+        for c in obj:
+            if isinstance(c, dict):
+                if c.get(GUARDRAIL_ACTION_KEY) == "INTERVENED":
+                    return True
+            elif isinstance(c, list) and guardrail_intervened(c):
+                return True
+        return False
     return isinstance(obj, dict) and obj.get(GUARDRAIL_ACTION_KEY) == "INTERVENED"

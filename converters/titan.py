@@ -32,6 +32,8 @@ _ROLES: dict[str, Role] = {"User": "user", "Bot": "assistant"}
 @register("request", "titan")
 def titan_request(body: dict[str, Any]) -> Prompt:
     text = required_str(body, "inputText")
+    if "User:" not in text and "Bot:" not in text:  # _CHAT cannot match: one user turn
+        return single_turn(text)
     pieces = _CHAT.split(text)
     if len(pieces) >= 3 and not pieces[0].strip() and pieces[1] == "User":
         segments = [(_ROLES[pieces[i]], pieces[i + 1].strip()) for i in range(1, len(pieces), 2)]

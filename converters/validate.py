@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -58,6 +59,7 @@ RULES: dict[str, StudentRules] = {
 }
 
 
+@lru_cache(maxsize=256)
 def rules_for(student: str | None) -> StudentRules:
     """The rules for a student model ID in any form (``None``: the shared rules)."""
     if not student:
@@ -149,8 +151,84 @@ def _check_tool_result(content: Any, role: str, rules: StudentRules) -> Iterator
         yield from (f"toolResult content[{k}]: {p}" for p in _check_block(item, role, rules))
 
 
+def _valid_text_record(obj: dict[str, Any], rules: StudentRules) -> bool:
+    """True when ``obj`` is a valid record made only of ``{text}`` blocks, i.e. when the full
+    check below would find no problem. False means "not proven": the full check then runs.
+
+    This is the shape almost every exported record has; checking it in one tight pass makes the
+    per-record validation of an export about three times cheaper. Every condition mirrors a rule of
+    :func:`check_record` (keys, schemaVersion, non-blank text, reserved strings, role order, block
+    and system limits, single-turn); anything else (media, tools, reasoning, odd types) is left
+    to the full check.
+    """
+    for key in obj:
+        if key != "schemaVersion" and key != "system" and key != "messages":
+            return False
+    if obj.get("schemaVersion") != SCHEMA_VERSION:
+        return False
+    reserved = rules.reserved
+    if "system" in obj:
+        system = obj["system"]
+        if type(system) is not list or not system:
+            return False
+        if rules.max_system_blocks is not None and len(system) > rules.max_system_blocks:
+            return False
+        for item in system:
+            if type(item) is not dict or len(item) != 1:
+                return False
+            text = item.get("text")
+            if type(text) is not str or not text.strip():
+                return False
+            for token in reserved:
+                if token in text:
+                    return False
+    messages = obj.get("messages")
+    if type(messages) is not list or not messages:
+        return False
+    limit = rules.max_content_blocks
+    expected = "user"
+    users = 0
+    for msg in messages:
+        if type(msg) is not dict:
+            return False
+        for key in msg:
+            if key != "role" and key != "content":
+                return False
+        if msg.get("role") != expected:
+            return False
+        if expected == "user":
+            users += 1
+            expected = "assistant"
+        else:
+            expected = "user"
+        content = msg.get("content")
+        if type(content) is not list or not content:
+            return False
+        if limit is not None and len(content) > limit:
+            return False
+        for block in content:
+            if type(block) is not dict or len(block) != 1:
+                return False
+            text = block.get("text")
+            if type(text) is not str or not text.strip():
+                return False
+            for token in reserved:
+                if token in text:
+                    return False
+    if rules.single_turn and (users != 1 or len(messages) > 2):
+        return False
+    return rules.max_images is None or rules.max_images >= 0
+
+
 def check_record(obj: Any, rules: StudentRules = SHARED) -> list[str]:
     """Every problem of one parsed line (empty list: the record is valid for ``rules``)."""
+    if type(obj) is dict and _valid_text_record(obj, rules):
+        return []
+    return _problems(obj, rules)
+
+
+def _problems(obj: Any, rules: StudentRules) -> list[str]:
+    """:func:`check_record` without its fast path: every rule checked one by one."""
     if not isinstance(obj, dict):
         return ["line is not a JSON object"]
     problems: list[str] = []
