@@ -151,6 +151,8 @@ def _entries(pairs: Iterable[tuple[Any, dict[str, Any]]], shaping: Shaping, fmt:
 #: ``PARALLEL_WORKERS`` processes; smaller ones in this process (starting a worker costs about 0.4 s).
 PARALLEL_MIN_BYTES = 32 << 20
 PARALLEL_WORKERS = min(os.cpu_count() or 1, 2)
+#: Bytes of output lines joined into one write.
+WRITE_CHUNK = 1 << 20
 
 
 @dataclass
@@ -307,6 +309,8 @@ def export_records(
 
         def emit(items: Iterable[tuple[Any, tuple[bytes, bytes, str]]]) -> None:
             nonlocal duplicates, oversize
+            batch: list[bytes] = []  # lines are written (and hashed) about 1 MB at a time
+            pending = 0
             for _, (line, dkey, rid) in items:
                 if options.dedupe:
                     if dkey in seen:
@@ -317,12 +321,19 @@ def export_records(
                 if options.max_records is not None and len(request_ids) >= options.max_records:
                     skipped["over-max-records"] += 1
                     continue
-                if out.size + len(line) > max_bytes:
+                if out.size + pending + len(line) > max_bytes:
                     skipped["over-max-size"] += 1
                     oversize += 1
                     continue
-                out.write(line)
+                batch.append(line)
+                pending += len(line)
                 request_ids.append(rid)
+                if pending >= WRITE_CHUNK:
+                    out.write(b"".join(batch))
+                    batch.clear()
+                    pending = 0
+            if batch:
+                out.write(b"".join(batch))
 
         parts = _parts(logs) if callable(unordered) else None
         if parts:
