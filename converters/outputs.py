@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import tempfile
+import threading
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -20,6 +22,42 @@ from logtap.errors import SourceError
 from logtap.sources import split_s3
 
 PART_SIZE = 8 * 1024 * 1024
+
+
+class _FileWriter:
+    """Hashes and writes chunks on a thread (both release the GIL for large buffers), so the caller's
+    work (merging, converting) overlaps with them; an error is raised on the caller's next call."""
+
+    def __init__(self, fh: Any, sha: Any) -> None:
+        self._fh, self._sha = fh, sha
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="logtap-output", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            data = self._queue.get()
+            if data is None:
+                return
+            if self._error is None:
+                try:
+                    self._sha.update(data)
+                    self._fh.write(data)
+                except BaseException as exc:  # handed to the caller
+                    self._error = exc
+
+    def put(self, data: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(data)
+
+    def finish(self) -> None:
+        """Wait until everything is written; raise the writer's error, if any."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -41,6 +79,7 @@ class Output:
         self._parts: list[dict[str, Any]] = []
         self._upload_id: str | None = None
         self._file: Any = None
+        self._writer: _FileWriter | None = None
         self._tmp: str | None = None
 
     @property
@@ -54,16 +93,17 @@ class Output:
                 raise SourceError(f"output folder {str(path.parent)!r} does not exist; create it first")
             fd, self._tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             self._file = os.fdopen(fd, "wb", buffering=1 << 20)
+            self._writer = _FileWriter(self._file, self.sha256)
         elif self._s3 is None:
             raise SourceError("an s3:// output needs an S3 client")
         return self
 
     def write(self, data: bytes) -> None:
-        self.sha256.update(data)
         self.size += len(data)
-        if self._file is not None:
-            self._file.write(data)
+        if self._writer is not None:
+            self._writer.put(bytes(data))
             return
+        self.sha256.update(data)
         self._buf += data
         if len(self._buf) >= PART_SIZE:
             self._upload_part()
@@ -80,6 +120,8 @@ class Output:
 
     def _commit(self) -> None:
         if self._file is not None:
+            assert self._writer is not None
+            self._writer.finish()
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
@@ -98,6 +140,11 @@ class Output:
                                            MultipartUpload={"Parts": self._parts})
 
     def _abort(self) -> None:
+        if self._writer is not None:
+            try:
+                self._writer.finish()
+            except BaseException:  # the original error matters more
+                pass
         if self._file is not None:
             self._file.close()
         if self._tmp is not None and os.path.exists(self._tmp):
