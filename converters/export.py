@@ -189,14 +189,11 @@ def _export_part(part: Any, shaping: Shaping, fmt: str, dedupe: bool, run_dir: s
 
 
 def _parallel(logs: Any, parts: Sequence[Any], options: ExportOptions, tally: _Tally) -> Iterator[Any]:
-    """Scan and convert ``parts`` in worker processes; their runs merged in (timestamp, requestId) order.
-
-    Workers are fresh interpreters running ``python -m logtap.converters.export JOB`` (not
-    multiprocessing: its spawn start method re-imports the caller's main script, which breaks
-    scripts without an ``if __name__ == "__main__"`` guard; fork does not mix with DuckDB's threads).
-    """
+    """Scan and convert ``parts`` in worker processes (``logtap.workers``); their runs merged in
+    (timestamp, requestId) order."""
     import tempfile
 
+    from logtap import workers
     from logtap.progress import Progress
     from logtap.spill import merge_runs
 
@@ -205,7 +202,8 @@ def _parallel(logs: Any, parts: Sequence[Any], options: ExportOptions, tally: _T
     with Progress(bool(getattr(logs, "progress", False)), files=files,
                   total_bytes=_report_value(getattr(logs, "report", None), "bytes", 0)) as prog:
         prog.message(f"logtap: reading {files:,} files in {len(parts)} processes ...")
-        results = _run_workers(parts, options, run_dir)
+        job = (options.shaping, options.format, options.dedupe, run_dir)
+        results = workers.run([("logtap.converters.export:_export_part", (part, *job)) for part in parts], run_dir)
         prog.finish(sum(report.scanned for *_, report in results))
     runs: list[str] = []
     reports = []
@@ -219,67 +217,13 @@ def _parallel(logs: Any, parts: Sequence[Any], options: ExportOptions, tally: _T
     return merge_runs(runs)
 
 
-def _run_workers(parts: Sequence[Any], options: ExportOptions, run_dir: str) -> list[Any]:
-    """Start one worker process per part and collect what each returned (raising what one raised)."""
-    import pickle
-    import subprocess
-    import sys
-
-    jobs: list[str] = []
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        for i, part in enumerate(parts):
-            job = os.path.join(run_dir, f"job-{i}.pickle")
-            with open(job, "wb") as fh:
-                pickle.dump((part, options.shaping, options.format, options.dedupe, run_dir), fh)
-            jobs.append(job)
-            procs.append(subprocess.Popen([sys.executable, "-m", "logtap.converters.export", job],
-                                          stdin=subprocess.DEVNULL))
-        results = []
-        for job, proc in zip(jobs, procs, strict=True):
-            code = proc.wait()
-            try:
-                with open(job + ".out", "rb") as fh:
-                    ok, value = pickle.load(fh)  # written by our own worker
-            except (OSError, EOFError, pickle.UnpicklingError) as exc:
-                raise DataError(f"export worker process failed (exit code {code}): {exc}") from None
-            if not ok:
-                raise value
-            results.append(value)
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    return results
-
-
-def _worker_main(job: str) -> int:
-    """``python -m logtap.converters.export JOB``: run one ``_export_part`` job, pickle the outcome."""
-    import pickle
-
-    with open(job, "rb") as fh:
-        part, shaping, fmt, dedupe, run_dir = pickle.load(fh)  # written by the parent export
-    try:
-        outcome: tuple[bool, Any] = (True, _export_part(part, shaping, fmt, dedupe, run_dir))
-    except Exception as exc:
-        outcome = (False, exc)
-    try:
-        data = pickle.dumps(outcome)
-        pickle.loads(data)  # can the parent rebuild it (an exception with an unusual __init__)?
-    except Exception:
-        data = pickle.dumps((False, DataError(f"{type(outcome[1]).__name__}: {outcome[1]}")))
-    with open(job + ".out", "wb") as fh:
-        fh.write(data)
-    return 0
-
-
 def _parts(logs: Any) -> Sequence[Any] | None:
     """The shares of ``logs`` to export in worker processes, or None to export in this process."""
-    import sys
+
+    from logtap import workers
 
     split = getattr(logs, "split", None)
-    if not sys.executable:
+    if not workers.available():
         return None  # an embedded interpreter: no way to start a worker
     total = _report_value(getattr(logs, "report", None), "bytes", 0)
     if PARALLEL_WORKERS < 2 or not callable(split) or not isinstance(total, int) or total < PARALLEL_MIN_BYTES:
@@ -492,9 +436,3 @@ def run(logs: RecordSource, *, sources: Sequence[str], output: str, mode: str, f
     opts = ExportOptions(output=output, shaping=shaping, format=format,  # type: ignore[arg-type]
                          dedupe=dedupe, max_records=max_records, manifest=manifest)
     return export_records(logs, opts, sources=sources, s3_client=s3_client)
-
-
-if __name__ == "__main__":  # a worker process of ``_parallel``
-    import sys
-
-    sys.exit(_worker_main(sys.argv[1]))

@@ -12,7 +12,7 @@ import heapq
 import os
 import pickle
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
@@ -94,7 +94,7 @@ class SortedSpill:
         self._buffer = []
 
 
-def merge_runs(paths: list[str]) -> Iterator[tuple[Any, Any]]:
+def merge_runs(paths: list[str]) -> Generator[tuple[Any, Any], None, None]:
     """The items of the run files ``paths`` (from ``SortedSpill.persist``) merged by key; ties keep the
     order of ``paths``. The files are deleted when the iteration ends or is abandoned."""
     files: list[IO[bytes]] = []
