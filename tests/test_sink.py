@@ -579,5 +579,106 @@ def test_events_another_thread_reads_after_the_stream_finished_are_not_recorded(
     recorder.on_event({"chunk": {"bytes": b'{"n": 2}'}})  # a second reader still pulling events
     recorder.finish(None)  # only the first finish counts
     [(response, code)] = done
+    recorder.on_event({"chunk": {"bytes": b'{"n": 3}'}})  # and after the writer got the response
     assert code == "StreamAbandoned"
     assert response.build_body() == [{"n": 1}]
+
+
+def test_the_caller_keeps_its_own_stream_object_and_logtap_uses_botocores_own_loop(
+        runtime_client: Any, sink: Sink, tmp_path: Path) -> None:
+    from botocore.eventstream import EventStream
+
+    from logtap.sink import streams
+
+    # logtap repeats botocore's EventStream.__iter__ loop with the append inside (one generator per
+    # event, not two): this fails when a botocore upgrade changes that loop, so the copy is looked at
+    assert streams._INLINE_ITER
+    raw = runtime_client.converse_stream(modelId=NOVA, messages=MESSAGES)
+    logtap.instrument(runtime_client, sink=sink)
+    response = runtime_client.converse_stream(modelId=NOVA, messages=MESSAGES)
+    stream = response["stream"]
+    assert isinstance(stream, EventStream) and type(stream) is not EventStream
+    assert list(stream) == list(raw["stream"])
+    assert sink.flush(10)
+    [(_, rec)] = read_records(tmp_path / "logs")
+    assert rec["output"]["outputBodyJson"]["output"]["message"]["content"] == [{"text": "Hello from the stream."}]
+    assert rec["requestId"] == response["ResponseMetadata"]["RequestId"]
+
+
+@pytest.mark.parametrize("operation", ["ConverseStream", "InvokeModelWithResponseStream"])
+def test_streams_are_recorded_the_same_when_botocores_loop_is_not_the_known_one(
+        runtime_client: Any, sink: Sink, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, operation: str) -> None:
+    from logtap.sink import streams
+
+    monkeypatch.setattr(streams, "_INLINE_ITER", False)  # wrap botocore's own generator instead
+    logtap.instrument(runtime_client, tags={"team": "a"}, sink=sink)
+    if operation == "ConverseStream":
+        events = list(runtime_client.converse_stream(modelId=NOVA, messages=MESSAGES)["stream"])
+        assert events[-1]["metadata"]["usage"]["outputTokens"] == 7
+    else:
+        body = runtime_client.invoke_model_with_response_stream(modelId=CLAUDE, body=json.dumps(ANTHROPIC_BODY))
+        events = list(body["body"])
+        assert json.loads(events[0]["chunk"]["bytes"])["type"] == "message_start"
+    assert sink.flush(10)
+    [(_, rec)] = read_records(tmp_path / "logs")
+    assert rec["operation"] == operation and "errorCode" not in rec
+    assert rec["requestMetadata"] == {"team": "a"}
+    assert rec["input"]["inputTokenCount"] == 12 and rec["output"]["outputTokenCount"] == 7
+    out = rec["output"]["outputBodyJson"]
+    assert len(out) == len(events) if operation != "ConverseStream" else out["stopReason"] == "end_turn"
+
+
+def test_a_stream_whose_record_cannot_be_built_is_counted_as_failed_and_the_next_is_written(
+        runtime_client: Any, sink: Sink, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from logtap.sink import calls
+
+    real = calls._StreamCall.completed
+    broken = {"once": True}
+
+    def completed(self: Any) -> Any:  # the record of the first stream fails on the writer thread
+        if broken.pop("once", False):
+            raise RuntimeError("cannot build")
+        return real(self)
+
+    monkeypatch.setattr(calls._StreamCall, "completed", completed)
+    logtap.instrument(runtime_client, sink=sink)
+    first = list(runtime_client.converse_stream(modelId=NOVA, messages=MESSAGES)["stream"])
+    second = list(runtime_client.converse_stream(modelId=NOVA, messages=MESSAGES)["stream"])
+    assert first == second and len(first) == 7  # the callers never noticed
+    assert sink.flush(10)
+    assert sink.stats["failed"] == 1 and sink.stats["written"] == 1
+    [(_, rec)] = read_records(tmp_path / "logs")
+    assert rec["operation"] == "ConverseStream" and "errorCode" not in rec
+
+
+def test_a_converse_stream_request_is_recorded_as_it_was_when_the_call_was_made(
+        runtime_client: Any, sink: Sink, tmp_path: Path) -> None:
+    logtap.instrument(runtime_client, sink=sink)
+    messages = [{"role": "user", "content": [{"text": "first"}]}]
+    stream = runtime_client.converse_stream(modelId=NOVA, messages=messages)["stream"]
+    messages.append({"role": "assistant", "content": [{"text": "changed before the stream was read"}]})
+    messages[0]["content"][0]["text"] = "mutated"
+    list(stream)
+    assert sink.flush(10)
+    [(_, rec)] = read_records(tmp_path / "logs")
+    assert rec["input"]["inputBodyJson"] == {"messages": [{"role": "user", "content": [{"text": "first"}]}]}
+    assert rec["modelId"] == NOVA and "requestMetadata" not in rec["input"]["inputBodyJson"]
+
+
+def test_observers_get_a_streams_token_counts_at_once_and_its_record_is_still_written(
+        runtime_client: Any, sink: Sink, tmp_path: Path) -> None:
+    from logtap.sink import add_observer, remove_observer
+
+    seen: list[Any] = []
+    logtap.instrument(runtime_client, tags={"team": "a"}, sink=sink)
+    add_observer(runtime_client, "test", seen.append)
+    body = runtime_client.invoke_model_with_response_stream(modelId=CLAUDE, body=json.dumps(ANTHROPIC_BODY))["body"]
+    list(body)
+    [summary] = seen  # delivered when the stream ended, on the caller's thread
+    assert summary.operation == "InvokeModelWithResponseStream" and summary.ok and summary.tag_keys == ["team"]
+    assert summary.input_tokens == 12 and summary.output_tokens == 7
+    remove_observer(runtime_client, "test")
+    assert sink.flush(10)
+    [(_, rec)] = read_records(tmp_path / "logs")
+    assert rec["input"]["inputTokenCount"] == 12 and rec["output"]["outputTokenCount"] == 7
+    assert rec["requestMetadata"] == {"team": "a"} and "errorCode" not in rec

@@ -21,7 +21,7 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from logtap.sink.records import DEFAULT_MAX_INLINE_BYTES, PLACEHOLDER_ACCOUNT_ID, CompletedCall
+from logtap.sink.records import DEFAULT_MAX_INLINE_BYTES, PLACEHOLDER_ACCOUNT_ID, CompletedCall, DeferredCall
 
 log = logging.getLogger("logtap.sink")
 
@@ -70,7 +70,7 @@ class Sink:
         self._writer.start()
         _register(self)
 
-    def submit(self, call: CompletedCall) -> bool:
+    def submit(self, call: CompletedCall | DeferredCall) -> bool:
         """Queue one finished call; never blocks. False when the record was dropped."""
         return self._writer.submit(call)
 

@@ -2,10 +2,13 @@
 
 ``before-parameter-build`` notes the start time and keeps a reference to the call's parameters
 (the middleware, registered on the same events, edits that same dict); ``after-call`` snapshots
-request and response, wraps streams, and hands the finished call to the sink and to observers (the
-Powertools logger / metrics hooks). Every hook body is guarded: an internal error is logged and
-the caller's call goes on untouched. Handlers are plain functions except ``after-call`` of
-InvokeModel on an aiobotocore client, which must ``await`` the body.
+request and response and hands the finished call to the sink and to observers (the Powertools
+logger / metrics hooks). For a stream it only snapshots the request and makes the stream record;
+when the stream ends, the :class:`_StreamCall` itself is queued and the writer thread builds the
+call, the aggregated response and the token counts (observers, when there are any, get theirs at
+once). Every hook body is guarded: an internal error is logged and the caller's call goes on
+untouched. Handlers are plain functions except ``after-call`` of InvokeModel on an aiobotocore
+client, which must ``await`` the body.
 """
 
 from __future__ import annotations
@@ -19,9 +22,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from botocore.eventstream import EventStream
 
-from logtap.sink.records import CompletedCall, snapshot
-from logtap.sink.streams import StreamRecorder, wrap_event_stream
+from logtap.sink.records import PLAIN_JSON, CompletedCall, DeferredCall, Snapshot, snapshot
+from logtap.sink.streams import (
+    _LIVE,
+    RecordingEventStream,
+    StreamRecorder,
+    recording_class,
+    wrap_event_stream,
+)
 
 log = logging.getLogger("logtap.sink")
 
@@ -81,12 +91,17 @@ class ClientHooks:
               **_: Any) -> None:
         try:
             state = context.pop(STATE_KEY, None)
-            if state is None or not self.active:
+            if state is None or (self.sink is None and not self.observers):
                 return
-            call = self._base_call(model.name, state, parsed, context)
+            name = model.name
+            if http_response.status_code < 300 and (name == "ConverseStream"
+                                                    or name == "InvokeModelWithResponseStream"):
+                self._stream(name, state, parsed, context)
+                return
+            call = self._base_call(name, state, parsed, context)
             if http_response.status_code >= 300:
                 self._failed(call, state, parsed)
-            elif model.name == "Converse":
+            elif name == "Converse":
                 self._converse(call, state, parsed)
             elif model.name == "InvokeModel":
                 body = parsed.get("body")
@@ -100,8 +115,6 @@ class ClientHooks:
                     return
                 parsed["body"] = _replay_body(data)
                 self._invoke(call, state, _headers(parsed, http_response), data)
-            else:
-                self._stream(call, state, parsed)
         except Exception:
             log.warning("logtap sink: internal error after a call", exc_info=True)
 
@@ -146,7 +159,7 @@ class ClientHooks:
         call.request = snapshot({k: v for k, v in state.params.items() if k not in ("modelId", "requestMetadata")})
         call.response = snapshot({k: v for k, v in parsed.items() if k != "ResponseMetadata"})
         _usage(call, parsed.get("usage"))
-        self._finish(call, state)
+        self._finish(call, state.t0)
 
     def _invoke(self, call: CompletedCall, state: _CallState, headers: Any, data: bytes) -> None:
         call.request = _request_body(state.params.get("body"))
@@ -155,34 +168,38 @@ class ClientHooks:
         call.output_tokens = _int_header(headers, "x-amzn-bedrock-output-token-count")
         call.cache_read_tokens = _int_header(headers, "x-amzn-bedrock-cache-read-input-token-count")
         call.cache_write_tokens = _int_header(headers, "x-amzn-bedrock-cache-write-input-token-count")
-        self._finish(call, state)
+        self._finish(call, state.t0)
 
-    def _stream(self, call: CompletedCall, state: _CallState, parsed: dict[str, Any]) -> None:
-        field_name = "stream" if call.operation == "ConverseStream" else "body"
+    def _stream(self, operation: str, state: _CallState, parsed: dict[str, Any], context: dict[str, Any]) -> None:
+        """Wrap the stream; everything but the request snapshot waits for the writer thread."""
+        field_name = "stream" if operation == "ConverseStream" else "body"
         stream = parsed.get(field_name)
-        if stream is None:
+        cls = RecordingEventStream if type(stream) is EventStream else recording_class(stream)
+        if cls is None:
             return
-        if call.operation == "ConverseStream":
-            call.request = snapshot({k: v for k, v in state.params.items()
-                                     if k not in ("modelId", "requestMetadata")})
+        params = state.params
+        request: Any
+        if operation == "ConverseStream":
+            request = dict(params)
+            request.pop("modelId", None)
+            request.pop("requestMetadata", None)
+            try:  # the usual case, plain JSON values: the bytes only (made a Snapshot on the writer)
+                request = orjson.dumps(request, option=PLAIN_JSON)
+            except orjson.JSONEncodeError:
+                request = snapshot(request)
         else:
-            call.request = _request_body(state.params.get("body"))
-
-        def done(recorder: StreamRecorder, error_code: str | None) -> None:
-            call.response = recorder.response()  # built, with its token counts, on the writer thread
-            call.error_code = error_code
-            if self.observers:  # observers want the token counts now
-                if recorder.is_converse:
-                    _usage(call, recorder.usage())
-                else:
-                    metrics = recorder.invocation_metrics()
-                    call.input_tokens = _int(metrics.get("inputTokenCount"))
-                    call.output_tokens = _int(metrics.get("outputTokenCount"))
-                    call.cache_read_tokens = _int(metrics.get("cacheReadInputTokenCount"))
-                    call.cache_write_tokens = _int(metrics.get("cacheWriteInputTokenCount"))
-            self._finish(call, state)
-
-        parsed[field_name] = wrap_event_stream(stream, StreamRecorder(call.operation, done))
+            request = _request_body(params.get("body"))
+        metadata = context.get(METADATA_KEY)
+        if not isinstance(metadata, dict):
+            metadata = _caller_metadata(params.get("requestMetadata"))
+        response_metadata = parsed.get("ResponseMetadata")
+        request_id = response_metadata.get("RequestId") if isinstance(response_metadata, dict) else None
+        recorder = _StreamCall(operation, self, state, request, metadata, request_id)
+        try:
+            parsed[field_name] = wrap_event_stream(stream, recorder, cls)
+        except BaseException:
+            recorder.forget()
+            raise
 
     def _failed(self, call: CompletedCall, state: _CallState, parsed: dict[str, Any]) -> None:
         call.error_code = str((parsed.get("Error") or {}).get("Code") or "UnknownError")
@@ -191,10 +208,11 @@ class ClientHooks:
                                      if k not in ("modelId", "requestMetadata")})
         else:
             call.request = _request_body(state.params.get("body"))
-        self._finish(call, state, write=bool(self.sink is not None and self.sink.record_errors))
+        self._finish(call, state.t0, write=bool(self.sink is not None and self.sink.record_errors))
 
-    def _finish(self, call: CompletedCall, state: _CallState, write: bool = True) -> None:
-        call.latency_ms = int((time.perf_counter() - state.t0) * 1000)
+    def _finish(self, call: CompletedCall, t0: float, write: bool = True) -> None:
+        if call.latency_ms is None:
+            call.latency_ms = int((time.perf_counter() - t0) * 1000)
         sink = self.sink
         if sink is not None and write:
             sink.submit(call)
@@ -207,6 +225,74 @@ class ClientHooks:
                     observer(summary)
                 except Exception:
                     log.warning("logtap: observer %s failed", name, exc_info=True)
+
+
+class _StreamCall(StreamRecorder, DeferredCall):
+    """A stream call: its recorder while it is read, then the call the writer turns into a record.
+
+    The calling thread only snapshots the request and keeps a few references and numbers; when the
+    stream ends it notes the time and queues this object itself. The :class:`CompletedCall`, the
+    aggregated response and the token counts are built by :meth:`completed` on the writer thread,
+    unless observers want the summary at once.
+    """
+
+    __slots__ = ("ended", "error_code", "hooks", "metadata", "request", "request_id", "state")
+
+    def __init__(self, operation: str, hooks: ClientHooks, state: _CallState, request: Any,
+                 metadata: dict[str, str] | None, request_id: Any) -> None:
+        # What StreamRecorder.__init__ does, written out (this runs for every stream call); ``ended``
+        # and ``error_code`` are set by done(), which completed() always follows.
+        self.operation = operation
+        self.events: list[Any] = []
+        self._count = -1
+        _LIVE[id(self)] = self
+        self.hooks = hooks
+        self.state = state
+        self.request = request
+        self.metadata = metadata
+        self.request_id = request_id
+        self.error_code: str | None
+        self.ended: float
+
+    def forget(self) -> None:
+        """Never finished (the stream could not be wrapped): leave the live set without a record."""
+        _LIVE.pop(id(self), None)
+
+    def done(self, error_code: str | None) -> None:
+        self.ended = time.perf_counter()
+        self.error_code = error_code
+        hooks = self.hooks
+        if hooks.observers:  # observers want the summary (with token counts) now
+            call = self.completed()
+            if self.is_converse:
+                _usage(call, self.usage())
+            else:
+                metrics = self.invocation_metrics()
+                call.input_tokens = _int(metrics.get("inputTokenCount"))
+                call.output_tokens = _int(metrics.get("outputTokenCount"))
+                call.cache_read_tokens = _int(metrics.get("cacheReadInputTokenCount"))
+                call.cache_write_tokens = _int(metrics.get("cacheWriteInputTokenCount"))
+            hooks._finish(call, self.state.t0)
+            return
+        sink = hooks.sink
+        if sink is not None:
+            sink.submit(self)
+
+    def completed(self) -> CompletedCall:
+        """The finished call (on the writer thread; the builder makes the response's body there too)."""
+        request = self.request
+        request_id = self.request_id
+        hooks = self.hooks
+        # ConverseStream: the request's JSON, serialized on the calling thread (or a Snapshot already)
+        if isinstance(request, bytes) and self.is_converse:
+            request = Snapshot(request)
+        # positional: operation, model_id, region, started, request_id, request_metadata, request, response,
+        # input/output/cache-read/cache-write tokens, latency_ms, error_code, identity
+        state = self.state
+        return CompletedCall(self.operation, str(state.params.get("modelId", "")), hooks.region, state.started,
+                             request_id if isinstance(request_id, str) and request_id else str(uuid.uuid4()),
+                             self.metadata or None, request, self.response(), None, None, None, None,
+                             int((self.ended - state.t0) * 1000), self.error_code, hooks.identity)
 
 
 def _usage(call: CompletedCall, usage: Any) -> None:

@@ -44,7 +44,7 @@ _MIME_EXT = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class Snapshot:
     """A request or response frozen at call time: JSON bytes plus the binary values cut out of it."""
 
@@ -53,7 +53,7 @@ class Snapshot:
 
 
 #: Values orjson would write its own way (datetime, dataclass, numpy...) go through ``default`` instead.
-_PLAIN = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+PLAIN_JSON = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
 
 
 def snapshot(value: Any) -> Snapshot:
@@ -62,7 +62,7 @@ def snapshot(value: Any) -> Snapshot:
     ``bytes`` values are replaced by ``{"__logtap_media__": n}`` markers; the bytes are kept aside.
     """
     try:  # the usual case, plain JSON values only: no closure, no list
-        return Snapshot(orjson.dumps(value, option=_PLAIN), [])
+        return Snapshot(orjson.dumps(value, option=PLAIN_JSON), [])
     except orjson.JSONEncodeError:
         pass
     blobs: list[bytes] = []
@@ -80,7 +80,7 @@ def snapshot(value: Any) -> Snapshot:
     return Snapshot(orjson.dumps(value, default=default), blobs)
 
 
-@dataclass
+@dataclass(slots=True)
 class CompletedCall:
     """Everything the writer needs to build one record; filled in on the calling thread."""
 
@@ -105,7 +105,17 @@ class CompletedCall:
     identity: Callable[[], tuple[str | None, str | None]] | None = None
 
 
-@dataclass
+class DeferredCall:
+    """A finished call whose :class:`CompletedCall` the writer thread builds (``completed()``), so the
+    calling thread only hands over references (a stream's recorder, for one)."""
+
+    __slots__ = ()
+
+    def completed(self) -> CompletedCall:
+        raise NotImplementedError
+
+
+@dataclass(slots=True)
 class Attachment:
     """A file written beside the record, under the hour folder's ``data/`` prefix."""
 
@@ -113,7 +123,7 @@ class Attachment:
     content: bytes
 
 
-@dataclass
+@dataclass(slots=True)
 class BuiltRecord:
     record: dict[str, Any]
     account_id: str
@@ -161,18 +171,15 @@ class RecordBuilder:
         self._uri_for = uri_for
         self._max_inline = max_inline_bytes
         self._account_id = account_id
+        #: model id -> account id when no identity is known (an ARN's account, else the placeholder)
+        self._model_accounts: dict[str, str] = {}
 
     def build(self, call: CompletedCall) -> BuiltRecord:
         account, arn = self._identity(call)
         timestamp, hour = _stamps(call.started)
-        data_prefix = f"{log_prefix(account, call.region, hour)}/data"
+        # Where data/ files go: (account, region, hour), made into a prefix only if a body is offloaded.
+        where = (account, call.region, hour)
         attachments: list[Attachment] = []
-
-        def media_uri(index: int, ext: str, content: bytes) -> str:
-            name = f"{call.request_id}_input_media_{index:02d}.{ext}"
-            attachments.append(Attachment(name, content))
-            return self._uri_for(f"{data_prefix}/{name}")
-
         record: dict[str, Any] = {
             "schemaType": SCHEMA_TYPE,
             "schemaVersion": SCHEMA_VERSION,
@@ -181,8 +188,10 @@ class RecordBuilder:
         }
         if arn:
             record["identity"] = {"arn": arn}
-        record.update(region=call.region, requestId=call.request_id, operation=call.operation,
-                      modelId=call.model_id)
+        record["region"] = call.region
+        record["requestId"] = call.request_id
+        record["operation"] = call.operation
+        record["modelId"] = call.model_id
         if call.request_metadata:
             record["requestMetadata"] = dict(call.request_metadata)
         if call.error_code:
@@ -195,17 +204,23 @@ class RecordBuilder:
             call.input_tokens, call.output_tokens = tokens_from_body(response)
 
         inp: dict[str, Any] = {"inputContentType": CONTENT_TYPE}
-        body = self._input_body(call, media_uri)
-        self._place(inp, "input", body, call.request_id, data_prefix, attachments)
-        _put_count(inp, "inputTokenCount", call.input_tokens)
-        _put_count(inp, "cacheReadInputTokenCount", call.cache_read_tokens)
-        _put_count(inp, "cacheWriteInputTokenCount", call.cache_write_tokens)
+        body = self._input_body(call, where, attachments)
+        if body is not None:
+            self._place(inp, "input", body, call.request_id, where, attachments)
+        if call.input_tokens is not None:
+            inp["inputTokenCount"] = call.input_tokens
+        if call.cache_read_tokens is not None:
+            inp["cacheReadInputTokenCount"] = call.cache_read_tokens
+        if call.cache_write_tokens is not None:
+            inp["cacheWriteInputTokenCount"] = call.cache_write_tokens
         record["input"] = inp
 
         if has_response:
             out: dict[str, Any] = {"outputContentType": CONTENT_TYPE}
-            self._place(out, "output", response, call.request_id, data_prefix, attachments)
-            _put_count(out, "outputTokenCount", call.output_tokens)
+            if response is not None:
+                self._place(out, "output", response, call.request_id, where, attachments)
+            if call.output_tokens is not None:
+                out["outputTokenCount"] = call.output_tokens
             record["output"] = out
         return BuiltRecord(record, account, hour, attachments)
 
@@ -216,19 +231,31 @@ class RecordBuilder:
         if call.identity is not None:
             found, arn = call.identity()
             account = account or found
-        account = account or account_from_model_arn(call.model_id) or PLACEHOLDER_ACCOUNT_ID
+        if not account:
+            account = self._model_accounts.get(call.model_id)
+            if account is None:
+                account = account_from_model_arn(call.model_id) or PLACEHOLDER_ACCOUNT_ID
+                if len(self._model_accounts) < 1024:
+                    self._model_accounts[call.model_id] = account
         return account, arn
 
     # -- bodies ---------------------------------------------------------------------------------
-    def _input_body(self, call: CompletedCall, media_uri: Callable[[int, str, bytes], str]) -> Any:
-        req = call.request
+    def _media(self, call: CompletedCall, where: tuple[str, str, str],
+               attachments: list[Attachment]) -> Callable[[str, bytes], str]:
+        """``media(ext, content) -> uri``: the next ``data/{requestId}_input_media_NN.{ext}`` file."""
+        data_prefix = f"{log_prefix(*where)}/data"
         counter = [0]
 
-        def next_media(ext: str, content: bytes) -> str:
-            uri = media_uri(counter[0], ext, content)
+        def media(ext: str, content: bytes) -> str:
+            name = f"{call.request_id}_input_media_{counter[0]:02d}.{ext}"
             counter[0] += 1
-            return uri
+            attachments.append(Attachment(name, content))
+            return self._uri_for(f"{data_prefix}/{name}")
 
+        return media
+
+    def _input_body(self, call: CompletedCall, where: tuple[str, str, str], attachments: list[Attachment]) -> Any:
+        req = call.request
         if isinstance(req, Snapshot):
             if not req.blobs:  # the snapshot already left out modelId and requestMetadata
                 return _Raw(req.json)
@@ -236,15 +263,15 @@ class RecordBuilder:
             if isinstance(params, dict):
                 params.pop("modelId", None)
                 params.pop("requestMetadata", None)
-            return _replace_media(params, req.blobs, next_media)
+            return _replace_media(params, req.blobs, self._media(call, where, attachments))
         if isinstance(req, (bytes, bytearray)):
             try:
                 body = orjson.loads(req)
             except orjson.JSONDecodeError:
                 return _NotJson(bytes(req))
-            if _plain_line(req) and b'"base64"' not in req and b'"bytes"' not in req:
+            if _plain_line(req) and req.find(b'"base64"') < 0 and req.find(b'"bytes"') < 0:
                 return _Raw(bytes(req))
-            return _replace_media(body, [], next_media)
+            return _replace_media(body, [], self._media(call, where, attachments))
         return None
 
     def _output_body(self, call: CompletedCall) -> Any:
@@ -271,21 +298,24 @@ class RecordBuilder:
             return body
         return _inline_blobs(resp, [])
 
-    def _place(self, target: dict[str, Any], side: str, body: Any, request_id: str, data_prefix: str,
+    def _place(self, target: dict[str, Any], side: str, body: Any, request_id: str, where: tuple[str, str, str],
                attachments: list[Attachment]) -> None:
         """Put ``body`` inline, or offload it to ``data/{requestId}_{side}.json.gz`` when too big."""
-        if body is None:
-            return
         if isinstance(body, _Raw):
             raw = body.json
+        elif isinstance(body, _NotJson):
+            raw = body.content
         else:
-            raw = body.content if isinstance(body, _NotJson) else orjson.dumps(body, default=_json_default)
-        if not isinstance(body, _NotJson) and len(raw) <= self._max_inline:
-            target[f"{side}BodyJson"] = orjson.Fragment(raw)  # serialized once, here
+            raw = orjson.dumps(body, default=_json_default)
+        if len(raw) <= self._max_inline and not isinstance(body, _NotJson):
+            target[_BODY_JSON[side]] = orjson.Fragment(raw)  # serialized once, here
             return
         name = f"{request_id}_{side}.json.gz"
         attachments.append(Attachment(name, gzip.compress(raw, compresslevel=6)))
-        target[f"{side}BodyS3Path"] = self._uri_for(f"{data_prefix}/{name}")
+        target[f"{side}BodyS3Path"] = self._uri_for(f"{log_prefix(*where)}/data/{name}")
+
+
+_BODY_JSON = {"input": "inputBodyJson", "output": "outputBodyJson"}
 
 
 def _json_default(obj: Any) -> Any:
@@ -303,7 +333,8 @@ class _Raw:
 
 
 def _plain_line(raw: bytes | bytearray) -> bool:
-    return b"\n" not in raw and b"\r" not in raw
+    # find(), not ``in``: ``bytes in bytes`` first tries the needle as an int and builds a TypeError
+    return raw.find(b"\n") < 0 and raw.find(b"\r") < 0
 
 
 class _NotJson:
@@ -345,11 +376,6 @@ def tokens_from_body(body: Any) -> tuple[int | None, int | None]:
 
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _put_count(target: dict[str, Any], key: str, value: int | None) -> None:
-    if value is not None:
-        target[key] = value
 
 
 def _media_index(value: Any) -> int | None:

@@ -1,16 +1,18 @@
 """Record streaming responses without delaying a chunk.
 
-The caller's ``EventStream`` is replaced by a subclass sharing its state (``__dict__``), so
-``isinstance`` checks, ``get_initial_response`` and ``close`` behave as before. Each event is
-handed to the caller the moment botocore parses it; logtap only notes it on the way through:
+The caller's ``EventStream`` becomes a recording one in place: its class is switched to a subclass
+(:class:`RecordingEventStream`, or the aiobotocore one), so the caller keeps the very object botocore
+made, with its state, ``isinstance`` checks, ``get_initial_response`` and ``close``. Each event is
+handed to the caller the moment botocore parses it; logtap only notes it on the way through, with
+one C-level ``list.append`` inside botocore's own loop (no extra generator, no Python call per
+event, no copying, no decoding).
 
-- ConverseStream is aggregated (on the writer thread) into a Converse-shaped response
-  (``output.message``, ``stopReason``, ``usage``, ``metrics``...), as Bedrock logs it;
-- InvokeModelWithResponseStream keeps each ``chunk.bytes`` (decoded on the writer thread into the
-  array Bedrock logs); the token counts come from the last chunk's
-  ``amazon-bedrock-invocationMetrics``.
+Everything else waits for the sink's writer thread:
 
-On the caller's thread logtap only keeps a reference to each event (one ``list.append``).
+- ConverseStream is aggregated into a Converse-shaped response (``output.message``, ``stopReason``,
+  ``usage``, ``metrics``...), as Bedrock logs it;
+- InvokeModelWithResponseStream keeps each ``chunk.bytes``, decoded into the array Bedrock logs; the
+  token counts come from the last chunk's ``amazon-bedrock-invocationMetrics``.
 
 The record is completed when the stream ends. A stream that raises midway is recorded with the
 error's code as ``errorCode`` (``EventStreamError`` code such as ``ModelStreamErrorException``, or the
@@ -23,8 +25,8 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from itertools import islice
 from typing import Any
 
 import orjson
@@ -54,35 +56,56 @@ class ConverseAggregator:
         self.usage: dict[str, Any] | None = None
 
     def add(self, event: dict[str, Any]) -> None:
-        if "contentBlockDelta" in event:
-            body = event["contentBlockDelta"]
-            block = self.blocks.setdefault(body.get("contentBlockIndex", 0), {})
-            for kind, value in (body.get("delta") or {}).items():
-                if kind == "text":
-                    block.setdefault("text", []).append(value)
-                elif kind == "toolUse":
-                    block.setdefault("toolUse", {}).setdefault("input", []).append(value.get("input", ""))
-                elif kind == "reasoningContent":
-                    reasoning = block.setdefault("reasoningContent", {})
-                    for part, piece in value.items():
-                        reasoning.setdefault(part, []).append(piece)
-                else:
-                    block.setdefault(kind, []).append(value)
-        elif "contentBlockStart" in event:
-            body = event["contentBlockStart"]
-            block = self.blocks.setdefault(body.get("contentBlockIndex", 0), {})
-            start = body.get("start") or {}
-            if "toolUse" in start:
-                block.setdefault("toolUse", {}).update(
-                    {k: v for k, v in start["toolUse"].items() if k != "input"})
-        elif "messageStart" in event:
-            self.role = event["messageStart"].get("role", self.role)
-        elif "messageStop" in event:
-            self.extra.update(event["messageStop"])
-        elif "metadata" in event:
-            meta = event["metadata"]
-            self.usage = meta.get("usage")
-            self.extra.update({k: v for k, v in meta.items() if k != "usage"})
+        self.add_all((event,))
+
+    def add_all(self, events: Iterable[Any]) -> None:
+        """Note ``events`` in order (one loop, no call per event); one that is not understood is skipped."""
+        blocks = self.blocks
+        for event in events:
+            try:
+                if "contentBlockDelta" in event:
+                    body = event["contentBlockDelta"]
+                    index = body.get("contentBlockIndex", 0)
+                    block = blocks.get(index)
+                    if block is None:
+                        block = blocks[index] = {}
+                    delta = body.get("delta") or {}
+                    text = delta.get("text") if len(delta) == 1 else None
+                    if text is not None:  # the usual event: one piece of text
+                        pieces = block.get("text")
+                        if pieces is None:
+                            block["text"] = [text]
+                        else:
+                            pieces.append(text)
+                        continue
+                    for kind, value in delta.items():
+                        if kind == "text":
+                            block.setdefault("text", []).append(value)
+                        elif kind == "toolUse":
+                            block.setdefault("toolUse", {}).setdefault("input", []).append(value.get("input", ""))
+                        elif kind == "reasoningContent":
+                            reasoning = block.setdefault("reasoningContent", {})
+                            for part, piece in value.items():
+                                reasoning.setdefault(part, []).append(piece)
+                        else:
+                            block.setdefault(kind, []).append(value)
+                elif "contentBlockStart" in event:
+                    body = event["contentBlockStart"]
+                    block = blocks.setdefault(body.get("contentBlockIndex", 0), {})
+                    start = body.get("start") or {}
+                    if "toolUse" in start:
+                        block.setdefault("toolUse", {}).update(
+                            {k: v for k, v in start["toolUse"].items() if k != "input"})
+                elif "messageStart" in event:
+                    self.role = event["messageStart"].get("role", self.role)
+                elif "messageStop" in event:
+                    self.extra.update(event["messageStop"])
+                elif "metadata" in event:
+                    meta = event["metadata"]
+                    self.usage = meta.get("usage")
+                    self.extra.update({k: v for k, v in meta.items() if k != "usage"})
+            except Exception:
+                log.debug("logtap sink: could not note a stream event", exc_info=True)
 
     def response(self) -> dict[str, Any]:
         content = [_finish_block(self.blocks[i]) for i in sorted(self.blocks)]
@@ -129,48 +152,69 @@ def _finish_block(block: dict[str, Any]) -> dict[str, Any]:
 
 
 class StreamRecorder:
-    """Collects one stream's events; calls ``on_done(recorder, error_code)`` exactly once.
+    """Collects one stream's events; :meth:`done` runs exactly once, when the stream finishes.
 
-    Per event the caller's thread does one C-level ``list.append`` of the event botocore parsed (no
-    Python frame, no copying, no decoding): the Converse-shaped response and the decoded chunk array
-    are built from these events on the writer thread. ``finish`` notes how many events the stream
-    had, so events a second reader still pulls after the stream was abandoned are left out.
+    Per event the caller's thread does one C-level ``events.append`` of the event botocore parsed:
+    the Converse-shaped response and the decoded chunk array are built from these events on the
+    writer thread. ``finish`` notes how many events the stream had, so events a second reader still
+    pulls after the stream was abandoned are left out.
+
+    ``done`` calls ``on_done(recorder, error_code)``; the sink's own recorder (``calls._StreamCall``)
+    overrides it instead, so finishing a stream costs no extra call layer.
     """
 
-    def __init__(self, operation: str, on_done: Callable[[StreamRecorder, str | None], None]) -> None:
+    __slots__ = ("_count", "_on_done", "events", "operation")
+
+    def __init__(self, operation: str,
+                 on_done: Callable[[StreamRecorder, str | None], None] | None = None) -> None:
         self.operation = operation
-        self.is_converse = operation == "ConverseStream"
         self.events: list[Any] = []
-        #: Called with every event on the caller's thread: the bound ``append`` itself.
-        self.on_event: Callable[[Any], None] = self.events.append
         self._on_done = on_done
-        self._lock = threading.Lock()
-        self._count = 0
-        self.finished = False
+        self._count = -1
+        _LIVE[id(self)] = self
+
+    def on_event(self, event: Any) -> None:
+        """Note one event (the recording streams call ``events.append`` itself, with no Python frame)."""
+        self.events.append(event)
+
+    @property
+    def is_converse(self) -> bool:
+        return self.operation == "ConverseStream"
+
+    @property
+    def finished(self) -> bool:
+        return self._count >= 0
 
     def finish(self, error_code: str | None) -> None:
-        with self._lock:
-            if self.finished:
-                return
-            self.finished = True
-            self._count = len(self.events)
-        _LIVE.pop(id(self), None)
+        # Leaving _LIVE is the exactly-once guard: dict.pop is atomic, so of a stream's end, close(),
+        # garbage collection and the exit hook (any thread) only the first goes on.
+        if _LIVE.pop(id(self), None) is None:
+            return
+        self._count = len(self.events)
         try:
-            self._on_done(self, error_code)
+            self.done(error_code)
         except Exception:
             log.warning("logtap sink: could not record a %s stream", self.operation, exc_info=True)
 
     def abandon(self) -> None:
         self.finish(ABANDONED)
 
+    def done(self, error_code: str | None) -> None:
+        """The stream finished (``error_code`` None: read to the end)."""
+        if self._on_done is not None:
+            self._on_done(self, error_code)
+
     # -- results --------------------------------------------------------------------------------
     def recorded(self) -> list[Any]:
         """The events received before the stream finished."""
-        return self.events[: self._count]
+        return self.events[: self._count] if self._count >= 0 else list(self.events)
 
     def response(self) -> Any:
-        """The logged response, built later on the writer thread (``build_body()``), not on the caller's."""
-        events = self.recorded()
+        """The logged response, built later on the writer thread (``build_body()``), not on the caller's.
+
+        It reads the events received before the stream finished without copying them (``islice``), so
+        events a second reader still appends meanwhile stay out."""
+        events = islice(self.events, self._count) if self._count >= 0 else list(self.events)
         return _Aggregated(events) if self.is_converse else _ChunkList(events)
 
     def usage(self) -> dict[str, Any] | None:
@@ -203,8 +247,11 @@ def _set_tokens(call: Any, counts: dict[str, Any], names: tuple[str, str, str, s
     """Token counts into ``call`` (a CompletedCall) unless the caller's thread already set them."""
     if call.input_tokens is not None or call.output_tokens is not None:
         return
-    call.input_tokens, call.output_tokens, call.cache_read_tokens, call.cache_write_tokens = (
-        _int(counts.get(name)) for name in names)
+    get = counts.get
+    call.input_tokens = _int(get(names[0]))
+    call.output_tokens = _int(get(names[1]))
+    call.cache_read_tokens = _int(get(names[2]))
+    call.cache_write_tokens = _int(get(names[3]))
 
 
 def _int(value: Any) -> int | None:
@@ -231,16 +278,12 @@ def _chunk_bytes(events: list[Any]) -> list[bytes]:
 class _Aggregated:
     """A finished ConverseStream; turned into the Converse-shaped response by the writer."""
 
-    def __init__(self, events: list[Any]) -> None:
+    def __init__(self, events: Iterable[Any]) -> None:
         self.events = events
 
     def build_body(self) -> dict[str, Any]:
         aggregator = ConverseAggregator()
-        for event in self.events:
-            try:
-                aggregator.add(event)
-            except Exception:
-                log.debug("logtap sink: could not note a stream event", exc_info=True)
+        aggregator.add_all(self.events)
         return aggregator.response()
 
     def fill_tokens(self, call: Any, body: dict[str, Any]) -> None:
@@ -252,16 +295,23 @@ class _Aggregated:
 class _ChunkList:
     """InvokeModelWithResponseStream chunk events; decoded into a JSON array by the writer."""
 
-    def __init__(self, events: list[Any]) -> None:
+    def __init__(self, events: Iterable[Any]) -> None:
         self.events = events
 
     def build_body(self) -> list[Any]:
         out: list[Any] = []
-        for raw in _chunk_bytes(self.events):
+        loads = orjson.loads
+        for event in self.events:  # what _chunk_bytes does, in the same loop
             try:
-                out.append(orjson.loads(raw))
+                raw = event["chunk"]["bytes"]
+            except Exception:  # not a chunk event (or not a dict): nothing to keep
+                continue
+            if not isinstance(raw, (bytes, bytearray)):
+                continue
+            try:
+                out.append(loads(raw))
             except orjson.JSONDecodeError:
-                out.append(raw.decode("utf-8", "replace"))
+                out.append(bytes(raw).decode("utf-8", "replace"))
         return out
 
     def fill_tokens(self, call: Any, body: list[Any]) -> None:
@@ -269,8 +319,9 @@ class _ChunkList:
         _set_tokens(call, _metrics_of(body[-1]) if body else {}, _METRIC_NAMES)
 
 
-#: Recorders of streams not yet finished (a plain dict: cheaper per call than a WeakSet). Each leaves
-#: it in ``finish``, which runs at the stream's end, error, close() or garbage collection.
+#: Recorders of streams not yet finished (a plain dict: cheaper per call than a WeakSet). Each enters it
+#: when created and leaves it in ``finish``, which runs at the stream's end, error, close(), garbage
+#: collection or interpreter exit.
 _LIVE: dict[int, StreamRecorder] = {}
 
 
@@ -280,16 +331,38 @@ def abandon_live_streams() -> None:
         recorder.abandon()
 
 
+def _inline_iter_ok() -> bool:
+    """Whether botocore's ``EventStream.__iter__`` is the loop :class:`RecordingEventStream` repeats."""
+    code = getattr(EventStream.__iter__, "__code__", None)
+    names = set(getattr(code, "co_names", ()))
+    return {"_event_generator", "_parse_event"} <= names and len(names) == 2
+
+
+#: botocore's own loop is ``for event in self._event_generator: parsed = self._parse_event(event);
+#: if parsed: yield parsed``. RecordingEventStream runs that same loop with the ``append`` inside, so
+#: each event goes through one generator, not botocore's wrapped in logtap's. With a botocore whose
+#: loop differs, it wraps botocore's generator instead.
+_INLINE_ITER = _inline_iter_ok()
+
+
 class RecordingEventStream(EventStream):  # type: ignore[misc]
     """A botocore ``EventStream`` that reports every event to a :class:`StreamRecorder`."""
 
     def __iter__(self) -> Iterator[Any]:
         recorder: StreamRecorder = self._logtap_recorder
-        note = recorder.on_event
+        note = recorder.events.append
         try:
-            for event in super().__iter__():
-                note(event)
-                yield event
+            if _INLINE_ITER:
+                parse = self._parse_event
+                for raw in self._event_generator:
+                    event = parse(raw)
+                    if event:
+                        note(event)
+                        yield event
+            else:
+                for event in super().__iter__():
+                    note(event)
+                    yield event
         except GeneratorExit:
             raise
         except BaseException as exc:
@@ -303,25 +376,39 @@ class RecordingEventStream(EventStream):  # type: ignore[misc]
 
     def __del__(self) -> None:  # dropped before the end: recorded as abandoned
         recorder = self.__dict__.get("_logtap_recorder")
-        if recorder is not None and not recorder.finished:
+        if recorder is not None and id(recorder) in _LIVE:
             recorder.abandon()
 
 
-def wrap_event_stream(stream: Any, recorder: StreamRecorder) -> Any:
-    """A recording copy of ``stream`` (botocore or aiobotocore), or ``stream`` itself if unknown."""
-    cls: type[Any]
+def recording_class(stream: Any) -> type[Any] | None:
+    """The recording class for ``stream`` (botocore or aiobotocore event stream), None if unknown."""
     if type(stream) is EventStream:
-        cls = RecordingEventStream
-    else:
-        aio = _aio_class()
-        if aio is None or type(stream) is not aio.__mro__[1]:
+        return RecordingEventStream
+    aio = _aio_class()
+    if aio is None or type(stream) is not aio.__mro__[1]:
+        return None
+    return aio
+
+
+def wrap_event_stream(stream: Any, recorder: StreamRecorder, cls: type[Any] | None = None) -> Any:
+    """``stream`` itself, now recording into ``recorder`` (its class switched to ``cls``), or ``stream``
+    untouched when it is no event stream logtap knows.
+
+    ``cls``: the class :func:`recording_class` gave (looked up here when not given).
+    """
+    if cls is None:
+        cls = recording_class(stream)
+        if cls is None:
+            _LIVE.pop(id(recorder), None)
             return stream
-        cls = aio
-    wrapped: Any = object.__new__(cls)
-    wrapped.__dict__.update(stream.__dict__)
-    wrapped._logtap_recorder = recorder
-    _LIVE[id(recorder)] = recorder
-    return wrapped
+    try:  # the same object, now recording: its state, identity and isinstance checks stay as they were
+        stream.__class__ = cls
+    except TypeError:  # a layout __class__ assignment refuses: a recording copy sharing the state
+        copy: Any = object.__new__(cls)
+        copy.__dict__.update(stream.__dict__)
+        stream = copy
+    stream._logtap_recorder = recorder
+    return stream
 
 
 _AIO: list[type[Any] | None] = []
@@ -340,9 +427,10 @@ def _aio_class() -> type[Any] | None:
 
                 async def _logtap_iter(self) -> AsyncIterator[Any]:
                     recorder: StreamRecorder = self._logtap_recorder
+                    note = recorder.events.append
                     try:
                         async for event in AioEventStream.__aiter__(self):
-                            recorder.on_event(event)
+                            note(event)
                             yield event
                     except GeneratorExit:
                         raise
@@ -357,7 +445,7 @@ def _aio_class() -> type[Any] | None:
 
                 def __del__(self) -> None:
                     recorder = self.__dict__.get("_logtap_recorder")
-                    if recorder is not None and not recorder.finished:
+                    if recorder is not None and id(recorder) in _LIVE:
                         recorder.abandon()
 
             _AIO.append(RecordingAioEventStream)

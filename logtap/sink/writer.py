@@ -34,7 +34,7 @@ from typing import Protocol
 import orjson
 
 from logtap.gzipped import inflate
-from logtap.sink.records import CompletedCall, RecordBuilder, log_prefix
+from logtap.sink.records import CompletedCall, DeferredCall, RecordBuilder, log_prefix
 
 log = logging.getLogger("logtap.sink")
 
@@ -162,7 +162,9 @@ _STOP = object()
 
 
 class Writer:
-    """One background thread writing :class:`CompletedCall` items as records to ``destination``."""
+    """One background thread writing :class:`CompletedCall` items as records to ``destination``.
+
+    A :class:`DeferredCall` (a finished stream) is queued as is and made into its CompletedCall here."""
 
     def __init__(self, destination: Destination, *, max_queue: int = 10_000,
                  max_file_bytes: int = 64 * 1024 * 1024, max_file_age: float = 60.0,
@@ -199,8 +201,10 @@ class Writer:
             os.register_at_fork(after_in_child=in_child)
 
     # -- calling side ---------------------------------------------------------------------------
-    def submit(self, call: CompletedCall) -> bool:
-        """Queue ``call`` without ever blocking; False (and a counted drop) when the queue is full."""
+    def submit(self, call: CompletedCall | DeferredCall) -> bool:
+        """Queue ``call`` without ever blocking; False (and a counted drop) when the queue is full.
+
+        A :class:`DeferredCall` (a finished stream) becomes its :class:`CompletedCall` on this thread."""
         pending = len(self._pending)
         if self._closed or pending >= self.max_queue:
             self.stats.dropped += 1
@@ -281,17 +285,17 @@ class Writer:
             done = 0
             while self._pending:
                 entry = self._pending.popleft()
-                if entry is _STOP:
+                if isinstance(entry, (CompletedCall, DeferredCall)):
+                    self._write(entry)
+                    done += 1
+                    if done % YIELD_EVERY == 0:
+                        time.sleep(0)  # let calling threads have the GIL between slices of a big batch
+                elif entry is _STOP:
                     stop = True
                 elif isinstance(entry, _Flush):
                     self._end_members()
                     self._close_all()
                     entry.done.set()
-                elif isinstance(entry, CompletedCall):
-                    self._write(entry)
-                    done += 1
-                    if done % YIELD_EVERY == 0:
-                        time.sleep(0)  # let calling threads have the GIL between slices of a big batch
             self._end_members()
             self._roll()
             if stop:
@@ -305,19 +309,21 @@ class Writer:
         oldest = min(f.opened for f in self._files.values())
         return max(0.01, min(self.batch_interval, oldest + self.max_file_age - time.monotonic()))
 
-    def _write(self, call: CompletedCall) -> None:
+    def _write(self, entry: CompletedCall | DeferredCall) -> None:
         try:
+            call = entry.completed() if isinstance(entry, DeferredCall) else entry
             built = self._builder.build(call)
-            prefix = log_prefix(built.account_id, call.region, built.hour_prefix)
             for attachment in built.attachments:
+                prefix = log_prefix(built.account_id, call.region, built.hour_prefix)
                 self._publish_bytes(f"{prefix}/data/{attachment.name}", attachment.content)
-            line = orjson.dumps(built.record) + b"\n"
+            line = orjson.dumps(built.record, option=orjson.OPT_APPEND_NEWLINE)
             slot = (built.account_id, call.region, built.hour_prefix)
             current = self._files.get(slot)
             if current is not None and current.records and current.raw_bytes + len(line) > self.max_file_bytes:
                 self._close(slot)
                 current = None
             if current is None:
+                prefix = log_prefix(built.account_id, call.region, built.hour_prefix)
                 key = f"{prefix}/{file_name(time.time())}"
                 current = _OpenFile(self._staging / (key + PART_SUFFIX), key, built.hour_prefix)
                 self._files[slot] = current
@@ -326,7 +332,7 @@ class Writer:
         except Exception:
             self.stats.failed += 1
             log.warning("logtap sink %s: could not write the record of a %s call",
-                        self.destination.description, call.operation, exc_info=True)
+                        self.destination.description, getattr(entry, "operation", "?"), exc_info=True)
 
     def _publish_bytes(self, key: str, content: bytes) -> None:
         tmp = self._staging / (key + PART_SUFFIX)
