@@ -151,6 +151,9 @@ def _entries(pairs: Iterable[tuple[Any, dict[str, Any]]], shaping: Shaping, fmt:
 #: ``PARALLEL_WORKERS`` processes; smaller ones in this process (starting a worker costs about 0.4 s).
 PARALLEL_MIN_BYTES = 32 << 20
 PARALLEL_WORKERS = min(os.cpu_count() or 1, 2)
+#: Bytes of output lines a worker holds before writing a sorted run (smaller runs fragment the
+#: allocator less: measured 36 MB RSS at 8 MB runs against 66 MB at 32 MB, and no slower).
+WORKER_RUN_BYTES = 8 << 20
 #: Bytes of output lines joined into one write.
 WRITE_CHUNK = 1 << 20
 
@@ -177,7 +180,7 @@ def _export_part(part: Any, shaping: Shaping, fmt: str, dedupe: bool, run_dir: s
     from logtap.spill import SortedSpill, young_gc_only
 
     tally = _Tally()
-    spill = SortedSpill(run_dir, named=True)
+    spill = SortedSpill(run_dir, run_bytes=WORKER_RUN_BYTES, named=True)
     try:
         with part.open() as logs, young_gc_only():
             _convert_to_spill(logs.records_unordered(lines=False), spill, shaping, fmt, dedupe, tally)
