@@ -48,13 +48,15 @@ def _body(section: Any, key: str, s3_key: str) -> tuple[Any, str | None]:
     return body, None
 
 
+def _field(record: dict[str, Any], key: str) -> str:
+    """A top-level text field ("" where it is missing)."""
+    value = record.get(key)
+    return value if type(value) is str else str(value or "")
+
+
 def normalize(record: dict[str, Any]) -> Conversation:
-    operation = record.get("operation")
-    if type(operation) is not str:
-        operation = str(operation or "")
-    model_id = record.get("modelId")
-    if type(model_id) is not str:
-        model_id = str(model_id or "")
+    operation = _field(record, "operation")
+    model_id = _field(record, "modelId")
     if operation not in OPERATIONS:
         raise Unsupported("unsupported-operation", f"operation {operation or '(none)'!r}")
     section = record.get("input")
@@ -91,10 +93,5 @@ def normalize(record: dict[str, Any]) -> Conversation:
             r = response  # dataclasses.replace(response, incomplete=True), without its ~2 us of introspection
             response = Response(r.message, r.stop_reason, r.input_tokens, r.output_tokens, r.guardrail_intervened,
                                 True)
-    request_id = record.get("requestId")
-    if type(request_id) is not str:
-        request_id = str(request_id or "")
-    timestamp = record.get("timestamp")
-    if type(timestamp) is not str:
-        timestamp = str(timestamp or "")
-    return Conversation(request_id, timestamp, model_id, operation, fmt, prompt, response, meta)
+    return Conversation(_field(record, "requestId"), _field(record, "timestamp"), model_id, operation, fmt, prompt,
+                        response, meta)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from logtap.converters.model import (
     MEDIA,
@@ -111,6 +111,13 @@ def _teacher_matches(model_id: str, teacher: str) -> bool:
     return model_matches(model_id, teacher)
 
 
+def _all_text(blocks: Any) -> bool:
+    for b in blocks:
+        if type(b) is not Text:
+            return False
+    return True
+
+
 def shape(conv: Conversation, opts: Shaping) -> Example:
     """The training example for ``conv`` under ``opts``; raises ``Unsupported(reason)`` to skip it."""
     rules = opts.rules
@@ -141,18 +148,10 @@ def shape(conv: Conversation, opts: Shaping) -> Example:
         if t.role != expected:
             raise _skip("role-order", "roles do not alternate starting with user")
         expected = "assistant" if expected == "user" else "user"
-        if text_only:
-            for b in t.content:
-                if type(b) is not Text:
-                    text_only = False
-                    break
+        text_only = text_only and _all_text(t.content)
     if labelled:
         turns = (*turns, answer)
-        if text_only:
-            for b in answer.content:
-                if type(b) is not Text:
-                    text_only = False
-                    break
+        text_only = text_only and _all_text(answer.content)
     if text_only:
         return _shape_text(conv, opts, rules, turns)
     return _shape_any(conv, opts, rules, turns)

@@ -151,6 +151,19 @@ def _check_tool_result(content: Any, role: str, rules: StudentRules) -> Iterator
         yield from (f"toolResult content[{k}]: {p}" for p in _check_block(item, role, rules))
 
 
+def _plain_text(item: Any, reserved: Any) -> bool:
+    """A ``{"text": ...}`` block of non-blank text without a reserved string."""
+    if type(item) is not dict or len(item) != 1:
+        return False
+    text = item.get("text")
+    if type(text) is not str or not text.strip():
+        return False
+    for token in reserved:
+        if token in text:
+            return False
+    return True
+
+
 def _valid_text_record(obj: dict[str, Any], rules: StudentRules) -> bool:
     """True when ``obj`` is a valid record made only of ``{text}`` blocks, i.e. when the full
     check below would find no problem. False means "not proven": the full check then runs.
@@ -174,14 +187,8 @@ def _valid_text_record(obj: dict[str, Any], rules: StudentRules) -> bool:
         if rules.max_system_blocks is not None and len(system) > rules.max_system_blocks:
             return False
         for item in system:
-            if type(item) is not dict or len(item) != 1:
+            if not _plain_text(item, reserved):
                 return False
-            text = item.get("text")
-            if type(text) is not str or not text.strip():
-                return False
-            for token in reserved:
-                if token in text:
-                    return False
     messages = obj.get("messages")
     if type(messages) is not list or not messages:
         return False
@@ -207,14 +214,8 @@ def _valid_text_record(obj: dict[str, Any], rules: StudentRules) -> bool:
         if limit is not None and len(content) > limit:
             return False
         for block in content:
-            if type(block) is not dict or len(block) != 1:
+            if not _plain_text(block, reserved):
                 return False
-            text = block.get("text")
-            if type(text) is not str or not text.strip():
-                return False
-            for token in reserved:
-                if token in text:
-                    return False
     if rules.single_turn and (users != 1 or len(messages) > 2):
         return False
     return rules.max_images is None or rules.max_images >= 0
