@@ -24,6 +24,7 @@ from logtap.converters.model import (
     ToolUse,
     Turn,
     Unsupported,
+    blocks_of,
 )
 from logtap.converters.registry import register
 from logtap.converters.streams import as_int, chunk_list, guardrail_intervened, metrics_tokens
@@ -71,18 +72,7 @@ def block(raw: Any) -> Block | None:
 
 def blocks(raw: Any) -> tuple[Block, ...]:
     if type(raw) is list:
-        out: list[Block] = []
-        for item in raw:
-            # Fast path for the common {"type": "text", "text": "..."} block; the rest goes through block().
-            if type(item) is dict and item.get("type") == "text":
-                text = item.get("text")
-                if type(text) is str:
-                    out.append(Text(text))
-                    continue
-            b = block(item)
-            if b is not None:
-                out.append(b)
-        return tuple(out)
+        return blocks_of(raw, block, "text")
     if isinstance(raw, str):
         return (Text(raw),)
     if not isinstance(raw, list):

@@ -24,6 +24,7 @@ from logtap.converters.model import (
     Turn,
     Unsupported,
     Video,
+    blocks_of,
 )
 from logtap.converters.registry import register
 from logtap.converters.streams import as_int, chunk_list, guardrail_intervened, metrics_tokens
@@ -106,18 +107,7 @@ def block(raw: Any) -> Block | None:
 
 def blocks(raw: Any) -> tuple[Block, ...]:
     if type(raw) is list:
-        out: list[Block] = []
-        for item in raw:
-            # Fast path for the common {"text": "..."} block; anything else goes through block().
-            if type(item) is dict and len(item) == 1:
-                text = item.get("text")
-                if type(text) is str:
-                    out.append(Text(text))
-                    continue
-            b = block(item)
-            if b is not None:
-                out.append(b)
-        return tuple(out)
+        return blocks_of(raw, block, None)
     if isinstance(raw, str):
         return (Text(raw),)
     if not isinstance(raw, list):

@@ -8,6 +8,7 @@ reference; inline bytes are represented by ``uri=None`` so the record can be ski
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Literal, TypeAlias, TypeVar
 
@@ -172,3 +173,19 @@ class Example:
 
     system: tuple[str, ...]
     turns: tuple[Turn, ...]
+
+
+def blocks_of(raw: list[Any], block: Callable[[Any], Block | None], text_type: str | None) -> tuple[Block, ...]:
+    """``block(item)`` of every item, the common plain text block read inline: ``{"text": ...}`` alone
+    (``text_type`` None) or with ``"type": text_type``."""
+    out: list[Block] = []
+    for item in raw:
+        if type(item) is dict and (item.get("type") == text_type if text_type else len(item) == 1):
+            text = item.get("text")
+            if type(text) is str:
+                out.append(Text(text))
+                continue
+        b = block(item)
+        if b is not None:
+            out.append(b)
+    return tuple(out)
