@@ -620,6 +620,9 @@ class LogSet:
         """
         select = ", ".join(f'{_row_column(c)} AS "{c}"' for c in columns)
         names = tuple(columns)
+        parts = self._parallel_parts()
+        if parts is not None:  # the same values, from the same lines (``logtap.rowlines``)
+            return (orjson.loads(line) for batch in self._parallel_lines(parts, names, limit) for line in batch)
         return (dict(zip(names, row[1:], strict=True)) for batch in self._ordered(select, limit) for row in batch)
 
     def json_lines(self, columns: Sequence[str] = ("requestId", "timestamp", "operation", "modelId",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import pytest
 from hypothesis import given, settings
@@ -23,6 +25,9 @@ def _lines(root: object, parallel: bool, limit: int | None = None, **kw: object
     lines = list(logs.json_lines(COLUMNS, limit=limit))
     rep = logs.report
     logs.close()
+    with open_logs(str(root), **kw) as again:  # type: ignore[arg-type]
+        again.selective_reader = parallel
+        assert list(again.rows(COLUMNS, limit=limit)) == [json.loads(line) for line in lines]
     return lines, {"scanned": rep.scanned, "matched": rep.matched, "malformed": rep.malformed,
                    "skipped": rep.skipped, "problems": sorted((p.file, p.line, p.reason) for p in rep.problems)}
 
@@ -43,9 +48,9 @@ def test_worker_lines_equal_duckdb_lines(tmp_path: object, monkeypatch: pytest.M
 
     monkeypatch.setattr(engine.LogSet, "_parallel_lines", spy)
     fast, fast_rep = _lines(tmp_path, True, **kw)
-    assert calls == [2]  # two worker processes read the corpus
+    assert calls == [2, 2]  # two worker processes read the corpus (json_lines, then rows)
     duck, duck_rep = _lines(tmp_path, False, **kw)
-    assert len(calls) == 1
+    assert len(calls) == 2  # (DuckDB's path: no workers)
     assert fast == duck and len(fast) == (7 if "limit" in kw else len(fast)) and fast
     if "limit" not in kw:  # (DuckDB's bad rows come before the first line, the workers' with it)
         assert fast_rep == duck_rep
