@@ -16,7 +16,7 @@ from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-BLOCK = 64  # items per pickled block in a run file (a merge holds one block per run)
+BLOCK = 16  # items per pickled block in a run file (a merge holds one block per run)
 
 
 class SortedSpill:
