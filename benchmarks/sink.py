@@ -15,7 +15,10 @@
    drift between rounds cannot move; the difference of the overall medians is shown beside it. The
    ``writer`` column is the CPU time the sink's writer thread used per record during that operation's
    run (read from the thread's CPU clock): the work taken off the calling thread, shown so it is not
-   hidden.
+   hidden. Two informational lines per operation (not part of the verdict): the calling thread's
+   CPU time per call (``time.thread_time``; ``paused - tags`` paired like the wall-clock figure,
+   less moved by other load on a shared machine) and the difference of the MEANS of ``sink`` and
+   ``raw`` (tails included: what the writer's GIL slices cost the few calls they land on).
 2. Writer throughput: records per second the background writer turns into gzipped files.
 3. A sink whose writes stall (every record blocks the writer) and one whose writes fail: the
    calls' latency stays that of an instrumented client, and records are dropped and counted
@@ -61,11 +64,17 @@ def one_call(client: Any, operation: str) -> None:
             pass
 
 
-def timed(client: Any, operation: str, n: int) -> list[float]:
+def timed(client: Any, operation: str, n: int, cpu: list[float] | None = None) -> list[float]:
+    """Wall-clock us of ``n`` calls; with ``cpu``, also appends the calling thread's CPU us per call."""
     out = []
     for _ in range(n):
         start = time.perf_counter_ns()
-        one_call(client, operation)
+        if cpu is None:
+            one_call(client, operation)
+        else:
+            cpu_start = time.thread_time_ns()
+            one_call(client, operation)
+            cpu.append((time.thread_time_ns() - cpu_start) / 1000)
         out.append((time.perf_counter_ns() - start) / 1000)
     return out
 
@@ -99,23 +108,33 @@ def end_to_end(server: Any, calls: int, folder: Path) -> dict[str, dict[str, flo
         assert sink.flush(60)
         writer_cpu, submitted = writer_cpu_seconds(sink), sink.stats["submitted"]
         samples: dict[str, list[float]] = {name: [] for name in clients}
-        paired: dict[str, list[float]] = {"sink": [], "calling": []}
+        cpu: dict[str, list[float]] = {name: [] for name in clients}
+        paired: dict[str, list[float]] = {"sink": [], "calling": [], "calling_cpu": []}
         names = list(clients)
         for block in range(calls // BLOCK):
             order = names[block % len(names):] + names[: block % len(names)]
             round_medians = {}
+            round_cpu = {}
             for name in order:
-                block_times = timed(clients[name], operation, BLOCK)
+                block_cpu: list[float] = []
+                block_times = timed(clients[name], operation, BLOCK, block_cpu)
                 samples[name] += block_times
+                cpu[name] += block_cpu
                 round_medians[name] = statistics.median(block_times)
+                round_cpu[name] = statistics.median(block_cpu)
             paired["sink"].append(round_medians["sink"] - round_medians["raw"])
             paired["calling"].append(round_medians["paused"] - round_medians["tags"])
+            paired["calling_cpu"].append(round_cpu["paused"] - round_cpu["tags"])
         row = {name: statistics.median(values) for name, values in samples.items()}
         row["added_us"] = row["sink"] - row["raw"]
         row["added_pct"] = 100 * row["added_us"] / row["raw"]
         row["paired_us"] = statistics.median(paired["sink"])
         row["paired_pct"] = 100 * row["paired_us"] / row["raw"]
         row["calling_us"] = statistics.median(paired["calling"])
+        row["calling_cpu_us"] = statistics.median(paired["calling_cpu"])
+        row["mean_added_us"] = statistics.fmean(samples["sink"]) - statistics.fmean(samples["raw"])
+        row["raw_cpu"] = statistics.median(cpu["raw"])
+        row["tags_cpu"] = statistics.median(cpu["tags"])
         assert sink.flush(60)
         records = sink.stats["submitted"] - submitted
         row["writer_us"] = 1e6 * (writer_cpu_seconds(sink) - writer_cpu) / max(1, records)
@@ -351,6 +370,15 @@ def main(argv: list[str]) -> int:
                   f"{row['added_us']:6.0f} ({row['added_pct']:4.1f}%) {row['paired_us']:6.0f} ({row['paired_pct']:4.1f}%)"
                   f" {row['calling_us']:9.0f} us {row['writer_us']:6.0f} us  {'OK' if verdict else 'MISSED'}")
             ok &= verdict
+        print("   the same calls in CPU time of the calling thread (less sensitive to other load on the machine;"
+              " informational): raw, tags, calling thread = paired (paused - tags); and the difference of the"
+              " MEANS of sink and raw wall time (tails included; informational)")
+        for operation, row in e2e.items():
+            if operation.startswith("_"):
+                continue
+            print(f"   {operation:30} cpu raw {row['raw_cpu']:5.0f} tags {row['tags_cpu']:5.0f} calling thread "
+                  f"{row['calling_cpu_us']:5.1f} us   mean sink-raw {row['mean_added_us']:6.0f} us "
+                  f"({100 * row['mean_added_us'] / row['raw']:4.1f}%)")
         print(f"   sink stats: {json.dumps({k: int(v) for k, v in e2e['_stats'].items()})}")
         tp = writer_throughput(2000 if args.quick else 20000, Path(tmp) / "tp")
         print(f"2. writer: {tp['records']:.0f} Converse records in {tp['seconds']:.2f} s = "

@@ -682,3 +682,110 @@ def test_observers_get_a_streams_token_counts_at_once_and_its_record_is_still_wr
     [(_, rec)] = read_records(tmp_path / "logs")
     assert rec["input"]["inputTokenCount"] == 12 and rec["output"]["outputTokenCount"] == 7
     assert rec["requestMetadata"] == {"team": "a"} and "errorCode" not in rec
+
+
+def test_an_invoke_model_body_is_recorded_as_sent_even_if_the_caller_changes_it_later(
+        runtime_client: Any, sink: Sink, tmp_path: Path) -> None:
+    logtap.instrument(runtime_client, sink=sink)
+    release = threading.Event()
+    real_build = sink._writer._builder.build
+
+    def after_release(call: Any) -> Any:  # the writer builds the record only after the caller changed its body
+        release.wait(10)
+        return real_build(call)
+
+    sink._writer._builder.build = after_release  # type: ignore[method-assign]
+    body = bytearray(json.dumps(ANTHROPIC_BODY).encode())
+    runtime_client.invoke_model(modelId=CLAUDE, body=body)["body"].read()
+    body[:] = b'{"changed": true}'
+    text = json.dumps({"prompt": "h\u00e9llo \u2603"}, ensure_ascii=False)  # a str body: recorded as its UTF-8
+    runtime_client.invoke_model(modelId="meta.llama3-8b-instruct-v1:0", body=text)["body"].read()
+    release.set()
+    assert sink.flush(10)
+    first, second = (rec for _, rec in read_records(tmp_path / "logs"))
+    assert first["input"]["inputBodyJson"] == ANTHROPIC_BODY
+    assert second["input"]["inputBodyJson"] == {"prompt": "h\u00e9llo \u2603"}
+
+
+def test_a_converse_response_the_caller_changes_is_recorded_as_received_with_its_token_counts(
+        runtime_client: Any, bedrock_server: Any, sink: Sink, tmp_path: Path) -> None:
+    logtap.instrument(runtime_client, sink=sink)
+    release = threading.Event()
+    real_build = sink._writer._builder.build
+
+    def after_release(call: Any) -> Any:
+        release.wait(10)
+        return real_build(call)
+
+    sink._writer._builder.build = after_release  # type: ignore[method-assign]
+    bedrock_server.enqueue(converse_reply("Four.", input_tokens=21, output_tokens=2))
+    reply = runtime_client.converse(modelId=NOVA, messages=MESSAGES)
+    reply["output"]["message"]["content"][0]["text"] = "edited by the caller"
+    reply["usage"]["inputTokens"] = 999
+    del reply["stopReason"]
+    release.set()
+    assert sink.flush(10)
+    [(_, rec)] = read_records(tmp_path / "logs")
+    out = rec["output"]["outputBodyJson"]
+    assert out["output"]["message"]["content"] == [{"text": "Four."}] and out["stopReason"] == "end_turn"
+    assert out["usage"]["inputTokens"] == 21
+    assert rec["input"]["inputTokenCount"] == 21 and rec["output"]["outputTokenCount"] == 2
+
+
+def test_invoke_model_token_headers_are_read_into_the_record_and_bad_values_left_out(
+        runtime_client: Any, bedrock_server: Any, sink: Sink, tmp_path: Path) -> None:
+    reply = invoke_reply()
+    reply.headers.update({"X-Amzn-Bedrock-Cache-Read-Input-Token-Count": "40",
+                          "X-Amzn-Bedrock-Cache-Write-Input-Token-Count": "5"})
+    bad = invoke_reply()
+    bad.headers.update({"X-Amzn-Bedrock-Input-Token-Count": "many",
+                        "X-Amzn-Bedrock-Cache-Read-Input-Token-Count": ""})
+    bedrock_server.enqueue(reply, bad)
+    logtap.instrument(runtime_client, sink=sink)
+    for _ in range(2):
+        runtime_client.invoke_model(modelId=CLAUDE, body=json.dumps(ANTHROPIC_BODY))["body"].read()
+    assert sink.flush(10)
+    good, worse = (rec for _, rec in read_records(tmp_path / "logs"))
+    assert good["input"]["inputTokenCount"] == 12 and good["output"]["outputTokenCount"] == 7
+    assert good["input"]["cacheReadInputTokenCount"] == 40 and good["input"]["cacheWriteInputTokenCount"] == 5
+    assert "inputTokenCount" not in worse["input"] and "cacheReadInputTokenCount" not in worse["input"]
+    assert worse["output"]["outputTokenCount"] == 7
+
+
+def test_converse_and_invoke_model_records_are_built_on_the_writer_thread(
+        runtime_client: Any, sink: Sink, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from logtap.sink import calls
+
+    built_on: list[str] = []
+    real = calls._PlainCall.completed
+
+    def completed(self: Any) -> Any:
+        built_on.append(threading.current_thread().name)
+        return real(self)
+
+    monkeypatch.setattr(calls._PlainCall, "completed", completed)
+    logtap.instrument(runtime_client, tags={"team": "a"}, sink=sink)
+    runtime_client.converse(modelId=NOVA, messages=MESSAGES)
+    runtime_client.invoke_model(modelId=CLAUDE, body=json.dumps(ANTHROPIC_BODY))["body"].read()
+    assert sink.flush(10)
+    assert built_on == ["logtap-sink-writer", "logtap-sink-writer"]
+    records = by_operation(read_records(tmp_path / "logs"))
+    assert records["Converse"]["requestMetadata"] == {"team": "a"} == records["InvokeModel"]["requestMetadata"]
+
+
+def test_observers_get_converse_and_invoke_model_token_counts_at_once(
+        runtime_client: Any, sink: Sink, tmp_path: Path) -> None:
+    from logtap.sink import add_observer, remove_observer
+
+    seen: list[Any] = []
+    logtap.instrument(runtime_client, sink=sink)
+    add_observer(runtime_client, "test", seen.append)
+    runtime_client.converse(modelId=NOVA, messages=MESSAGES)
+    assert [(s.operation, s.input_tokens, s.output_tokens) for s in seen] == [("Converse", 12, 7)]
+    runtime_client.invoke_model(modelId=CLAUDE, body=json.dumps(ANTHROPIC_BODY))["body"].read()
+    assert [(s.operation, s.input_tokens, s.output_tokens, s.ok) for s in seen][1] == ("InvokeModel", 12, 7, True)
+    remove_observer(runtime_client, "test")
+    assert sink.flush(10)
+    records = by_operation(read_records(tmp_path / "logs"))
+    assert records["Converse"]["input"]["inputTokenCount"] == 12
+    assert records["InvokeModel"]["output"]["outputTokenCount"] == 7

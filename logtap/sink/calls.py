@@ -1,14 +1,22 @@
 """Per-client botocore hooks that see each bedrock-runtime call complete.
 
 ``before-parameter-build`` notes the start time and keeps a reference to the call's parameters
-(the middleware, registered on the same events, edits that same dict); ``after-call`` snapshots
-request and response and hands the finished call to the sink and to observers (the Powertools
-logger / metrics hooks). For a stream it only snapshots the request and makes the stream record;
-when the stream ends, the :class:`_StreamCall` itself is queued and the writer thread builds the
-call, the aggregated response and the token counts (observers, when there are any, get theirs at
-once). Every hook body is guarded: an internal error is logged and the caller's call goes on
-untouched. Handlers are plain functions except ``after-call`` of InvokeModel on an aiobotocore
-client, which must ``await`` the body.
+(the middleware, registered on the same events, edits that same dict). ``after-call`` keeps only
+what could change or vanish once the call returns and queues the call as a :class:`DeferredCall`;
+the sink's writer thread makes the :class:`CompletedCall` and the record:
+
+- Converse: request and response serialized with orjson (the caller owns both and may change them)
+  and the four usage values; the writer wraps the bytes and checks the token counts.
+- InvokeModel: the request body (a ``bytes``/``str`` by reference, anything else copied), the
+  response bytes the hook reads and hands back to the caller in a fresh body, and the token-count
+  headers' raw text; the writer encodes a ``str`` body and parses the numbers.
+- Streams: only the request is snapshotted; when the stream ends the :class:`_StreamCall` itself is
+  queued and the writer builds the aggregated response and the token counts.
+
+Observers (the Powertools logger / metrics hooks), when there are any, get their summary at once on
+the calling thread. Failed calls (HTTP status >= 300) are built at once (rare). Every hook body is
+guarded: an internal error is logged and the caller's call goes on untouched. Handlers are plain
+functions except ``after-call`` of InvokeModel on an aiobotocore client, which must ``await`` the body.
 """
 
 from __future__ import annotations
@@ -94,16 +102,9 @@ class ClientHooks:
             if state is None or (self.sink is None and not self.observers):
                 return
             name = model.name
-            if http_response.status_code < 300 and (name == "ConverseStream"
-                                                    or name == "InvokeModelWithResponseStream"):
-                self._stream(name, state, parsed, context)
-                return
-            call = self._base_call(name, state, parsed, context)
             if http_response.status_code >= 300:
-                self._failed(call, state, parsed)
-            elif name == "Converse":
-                self._converse(call, state, parsed)
-            elif model.name == "InvokeModel":
+                self._failed(self._base_call(name, state, parsed, context), state, parsed)
+            elif name == "InvokeModel":
                 body = parsed.get("body")
                 try:
                     data = body.read() if body is not None else b""
@@ -114,7 +115,11 @@ class ClientHooks:
                     getattr(data, "close", lambda: None)()
                     return
                 parsed["body"] = _replay_body(data)
-                self._invoke(call, state, _headers(parsed, http_response), data)
+                self._invoke(state, parsed, http_response, context, data)
+            elif name == "Converse":
+                self._converse(state, parsed, context)
+            else:
+                self._stream(name, state, parsed, context)
         except Exception:
             log.warning("logtap sink: internal error after a call", exc_info=True)
 
@@ -127,7 +132,6 @@ class ClientHooks:
             state = context.pop(STATE_KEY, None)
             if state is None or not self.active:
                 return
-            call = self._base_call(model.name, state, parsed, context)
             # Imported before the body is read: once it is read, the caller can only get the bytes
             # back through these classes, so nothing may fail between reading and handing back.
             from logtap.sink.aio_body import BufferedAioBody, FailedAioBody
@@ -139,7 +143,7 @@ class ClientHooks:
                 parsed["body"] = FailedAioBody(exc)
                 return
             parsed["body"] = BufferedAioBody(data)
-            self._invoke(call, state, _headers(parsed, http_response), data)
+            self._invoke(state, parsed, http_response, context, data)
         except Exception:
             log.warning("logtap sink: internal error after an async call", exc_info=True)
 
@@ -155,20 +159,45 @@ class ClientHooks:
                              started=state.started, request_id=request_id, request_metadata=metadata or None,
                              identity=self.identity)
 
-    def _converse(self, call: CompletedCall, state: _CallState, parsed: dict[str, Any]) -> None:
-        call.request = snapshot({k: v for k, v in state.params.items() if k not in ("modelId", "requestMetadata")})
-        call.response = snapshot({k: v for k, v in parsed.items() if k != "ResponseMetadata"})
-        _usage(call, parsed.get("usage"))
-        self._finish(call, state.t0)
+    def _converse(self, state: _CallState, parsed: dict[str, Any], context: dict[str, Any]) -> None:
+        """Snapshot request and response now (the caller owns both); the writer builds the rest."""
+        request: Any = {k: v for k, v in state.params.items() if k != "modelId" and k != "requestMetadata"}
+        try:  # the usual case, plain JSON values: the bytes only (made a Snapshot on the writer)
+            request = orjson.dumps(request, option=PLAIN_JSON)
+        except orjson.JSONEncodeError:
+            request = snapshot(request)
+        response: Any = {k: v for k, v in parsed.items() if k != "ResponseMetadata"}
+        try:
+            response = orjson.dumps(response, option=PLAIN_JSON)
+        except orjson.JSONEncodeError:
+            response = snapshot(response)
+        # the token counts' values (four lookups: cheaper here than parsing the JSON again on the writer)
+        usage = parsed.get("usage")
+        tokens = (usage.get("inputTokens"), usage.get("outputTokens"), usage.get("cacheReadInputTokens"),
+                  usage.get("cacheWriteInputTokens")) if isinstance(usage, dict) else _NO_TOKENS
+        self._queue(_PlainCall("Converse", self, state, request, response, tokens, parsed, context))
 
-    def _invoke(self, call: CompletedCall, state: _CallState, headers: Any, data: bytes) -> None:
-        call.request = _request_body(state.params.get("body"))
-        call.response = data
-        call.input_tokens = _int_header(headers, "x-amzn-bedrock-input-token-count")
-        call.output_tokens = _int_header(headers, "x-amzn-bedrock-output-token-count")
-        call.cache_read_tokens = _int_header(headers, "x-amzn-bedrock-cache-read-input-token-count")
-        call.cache_write_tokens = _int_header(headers, "x-amzn-bedrock-cache-write-input-token-count")
-        self._finish(call, state.t0)
+    def _invoke(self, state: _CallState, parsed: dict[str, Any], http_response: Any, context: dict[str, Any],
+                data: bytes) -> None:
+        """Keep the request body (copied only if the caller could change it), the response bytes and the
+        token headers' raw values; the writer parses them."""
+        body = state.params.get("body")
+        kind = type(body)
+        request = body if kind is bytes or kind is str else _request_body(body)
+        headers = _headers(parsed, http_response)
+        get = headers.get
+        tokens = (get("x-amzn-bedrock-input-token-count"), get("x-amzn-bedrock-output-token-count"),
+                  get("x-amzn-bedrock-cache-read-input-token-count"),
+                  get("x-amzn-bedrock-cache-write-input-token-count"))
+        self._queue(_PlainCall("InvokeModel", self, state, request, data, tokens, parsed, context))
+
+    def _queue(self, pending: _PlainCall) -> None:
+        if self.observers:  # observers want the summary (with token counts) now
+            self._finish(pending.completed(), pending.t0)
+            return
+        sink = self.sink
+        if sink is not None:
+            sink.submit(pending)
 
     def _stream(self, operation: str, state: _CallState, parsed: dict[str, Any], context: dict[str, Any]) -> None:
         """Wrap the stream; everything but the request snapshot waits for the writer thread."""
@@ -225,6 +254,64 @@ class ClientHooks:
                     observer(summary)
                 except Exception:
                     log.warning("logtap: observer %s failed", name, exc_info=True)
+
+
+class _PlainCall(DeferredCall):
+    """A finished Converse / InvokeModel call, queued as is: the writer thread makes its CompletedCall.
+
+    The calling thread keeps only what could change or vanish once the call returns: the request
+    and (Converse) response serialized with orjson, the InvokeModel body, the raw token values (usage
+    numbers, header text), the request id and tags. Checking and parsing the token counts, wrapping
+    the JSON and building the call happen in :meth:`completed`.
+    """
+
+    __slots__ = ("ended", "hooks", "metadata", "model_id", "operation", "request", "request_id", "response",
+                 "started", "t0", "tokens")
+
+    def __init__(self, operation: str, hooks: ClientHooks, state: _CallState, request: Any, response: Any,
+                 tokens: tuple[Any, Any, Any, Any], parsed: dict[str, Any], context: dict[str, Any]) -> None:
+        self.ended = time.perf_counter()
+        self.operation = operation
+        self.hooks = hooks
+        # the three values needed from the call state, so that the parameters are not kept alive
+        self.model_id = state.params.get("modelId", "")
+        self.started = state.started
+        self.t0 = state.t0
+        self.request = request
+        self.response = response
+        self.tokens = tokens
+        response_metadata = parsed.get("ResponseMetadata")
+        self.request_id = response_metadata.get("RequestId") if isinstance(response_metadata, dict) else None
+        metadata = context.get(METADATA_KEY)
+        if not isinstance(metadata, dict):
+            metadata = _caller_metadata(state.params.get("requestMetadata"))
+        self.metadata = metadata
+
+    def completed(self) -> CompletedCall:
+        hooks = self.hooks
+        request = self.request
+        response = self.response
+        request_id = self.request_id
+        call = CompletedCall(self.operation, str(self.model_id), hooks.region, self.started,
+                             request_id if isinstance(request_id, str) and request_id else str(uuid.uuid4()),
+                             self.metadata or None, None, None, None, None, None, None,
+                             int((self.ended - self.t0) * 1000), None, hooks.identity)
+        tokens = self.tokens
+        if self.operation == "Converse":  # the request's and response's JSON; usage values as they were
+            call.request = Snapshot(request) if isinstance(request, bytes) else request
+            call.response = Snapshot(response) if isinstance(response, bytes) else response
+            call.input_tokens = _int(tokens[0])
+            call.output_tokens = _int(tokens[1])
+            call.cache_read_tokens = _int(tokens[2])
+            call.cache_write_tokens = _int(tokens[3])
+        else:  # InvokeModel: the body as sent (a str is encoded here), token counts from the headers' text
+            call.request = request.encode("utf-8") if isinstance(request, str) else request
+            call.response = response
+            call.input_tokens = _int_value(tokens[0])
+            call.output_tokens = _int_value(tokens[1])
+            call.cache_read_tokens = _int_value(tokens[2])
+            call.cache_write_tokens = _int_value(tokens[3])
+        return call
 
 
 class _StreamCall(StreamRecorder, DeferredCall):
@@ -295,6 +382,9 @@ class _StreamCall(StreamRecorder, DeferredCall):
                              int((self.ended - state.t0) * 1000), self.error_code, hooks.identity)
 
 
+_NO_TOKENS = (None, None, None, None)
+
+
 def _usage(call: CompletedCall, usage: Any) -> None:
     if isinstance(usage, dict):
         call.input_tokens = _int(usage.get("inputTokens"))
@@ -314,8 +404,8 @@ def _headers(parsed: dict[str, Any], http_response: Any) -> Any:
     return headers if isinstance(headers, dict) else http_response.headers
 
 
-def _int_header(headers: Any, name: str) -> int | None:
-    value = headers.get(name)
+def _int_value(value: Any) -> int | None:
+    """A token-count header's value as an int (None when absent or not a number)."""
     try:
         return int(value) if value is not None else None
     except (TypeError, ValueError):

@@ -107,7 +107,8 @@ class CompletedCall:
 
 class DeferredCall:
     """A finished call whose :class:`CompletedCall` the writer thread builds (``completed()``), so the
-    calling thread only hands over references (a stream's recorder, for one)."""
+    calling thread only hands over references and snapshots (every successful call: a stream's
+    recorder, or a Converse / InvokeModel call in logtap.sink.calls)."""
 
     __slots__ = ()
 

@@ -164,7 +164,8 @@ _STOP = object()
 class Writer:
     """One background thread writing :class:`CompletedCall` items as records to ``destination``.
 
-    A :class:`DeferredCall` (a finished stream) is queued as is and made into its CompletedCall here."""
+    A :class:`DeferredCall` (any finished call the hooks queued) is queued as is and made into its
+    CompletedCall here."""
 
     def __init__(self, destination: Destination, *, max_queue: int = 10_000,
                  max_file_bytes: int = 64 * 1024 * 1024, max_file_age: float = 60.0,
@@ -204,7 +205,7 @@ class Writer:
     def submit(self, call: CompletedCall | DeferredCall) -> bool:
         """Queue ``call`` without ever blocking; False (and a counted drop) when the queue is full.
 
-        A :class:`DeferredCall` (a finished stream) becomes its :class:`CompletedCall` on this thread."""
+        A :class:`DeferredCall` becomes its :class:`CompletedCall` later, on the writer thread."""
         pending = len(self._pending)
         if self._closed or pending >= self.max_queue:
             self.stats.dropped += 1
