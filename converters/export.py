@@ -210,12 +210,15 @@ def _parallel(logs: Any, parts: Sequence[Any], options: ExportOptions, tally: _T
         prog.finish(sum(report.scanned for *_, report in results))
     runs: list[str] = []
     reports = []
+    # the workers' source paths as the parent's own strings (a copy of each is 10 MB per 50k files)
+    same = {f.path: f.path for f in getattr(logs, "files", ())}
     for paths, matched, skipped, sources, report in results:
         runs.extend(paths)
         tally.matched += matched
         tally.skipped.update(skipped)
-        tally.source_files.update(sources)
+        tally.source_files.update(same.get(p, p) for p in sources)
         reports.append(report)
+    del results, same
     logs.absorb(reports)
     return merge_runs(runs)
 
