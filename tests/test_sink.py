@@ -37,6 +37,19 @@ ANTHROPIC_BODY = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 50,
                   "messages": [{"role": "user", "content": [{"type": "text", "text": "Say hi"}]}]}
 
 
+def hold_writer(sink: Sink, timeout: float) -> threading.Event:
+    """Make ``sink``'s writer wait, before building each record, until the returned event is set."""
+    release = threading.Event()
+    real_build = sink._writer._builder.build
+
+    def held(call: Any) -> Any:
+        release.wait(timeout)
+        return real_build(call)
+
+    sink._writer._builder.build = held  # type: ignore[method-assign]
+    return release
+
+
 @pytest.fixture
 def sink(tmp_path: Path) -> Any:
     s = Sink(tmp_path / "logs", resolve_account=False)
@@ -289,14 +302,7 @@ def test_request_is_recorded_as_sent_even_if_the_caller_mutates_it_later(
 
 def test_a_stalled_sink_drops_and_counts_but_never_blocks_a_call(runtime_client: Any, tmp_path: Path) -> None:
     stalled = Sink(tmp_path / "logs", resolve_account=False, max_queue=2)
-    release = threading.Event()
-    real_build = stalled._writer._builder.build
-
-    def stall(call: Any) -> Any:
-        release.wait(30)
-        return real_build(call)
-
-    stalled._writer._builder.build = stall  # type: ignore[method-assign]
+    release = hold_writer(stalled, 30)
     logtap.instrument(runtime_client, sink=stalled)
     for _ in range(6):
         runtime_client.converse(modelId=NOVA, messages=MESSAGES)  # returns although the writer is stuck
@@ -687,14 +693,7 @@ def test_observers_get_a_streams_token_counts_at_once_and_its_record_is_still_wr
 def test_an_invoke_model_body_is_recorded_as_sent_even_if_the_caller_changes_it_later(
         runtime_client: Any, sink: Sink, tmp_path: Path) -> None:
     logtap.instrument(runtime_client, sink=sink)
-    release = threading.Event()
-    real_build = sink._writer._builder.build
-
-    def after_release(call: Any) -> Any:  # the writer builds the record only after the caller changed its body
-        release.wait(10)
-        return real_build(call)
-
-    sink._writer._builder.build = after_release  # type: ignore[method-assign]
+    release = hold_writer(sink, 10)  # the writer builds the record only after the caller changed its body
     body = bytearray(json.dumps(ANTHROPIC_BODY).encode())
     runtime_client.invoke_model(modelId=CLAUDE, body=body)["body"].read()
     body[:] = b'{"changed": true}'
@@ -710,14 +709,7 @@ def test_an_invoke_model_body_is_recorded_as_sent_even_if_the_caller_changes_it_
 def test_a_converse_response_the_caller_changes_is_recorded_as_received_with_its_token_counts(
         runtime_client: Any, bedrock_server: Any, sink: Sink, tmp_path: Path) -> None:
     logtap.instrument(runtime_client, sink=sink)
-    release = threading.Event()
-    real_build = sink._writer._builder.build
-
-    def after_release(call: Any) -> Any:
-        release.wait(10)
-        return real_build(call)
-
-    sink._writer._builder.build = after_release  # type: ignore[method-assign]
+    release = hold_writer(sink, 10)
     bedrock_server.enqueue(converse_reply("Four.", input_tokens=21, output_tokens=2))
     reply = runtime_client.converse(modelId=NOVA, messages=MESSAGES)
     reply["output"]["message"]["content"][0]["text"] = "edited by the caller"
