@@ -345,7 +345,23 @@ def _inline_iter_ok() -> bool:
 _INLINE_ITER = _inline_iter_ok()
 
 
-class RecordingEventStream(EventStream):  # type: ignore[misc]
+class _Abandoning:
+    """What the sync and async recording streams share: a stream closed, or dropped before its end,
+    is recorded as abandoned."""
+
+    __dict__: dict[str, Any]
+
+    def close(self) -> None:
+        self.__dict__["_logtap_recorder"].abandon()
+        super().close()  # type: ignore[misc]
+
+    def __del__(self) -> None:
+        recorder = self.__dict__.get("_logtap_recorder")
+        if recorder is not None and id(recorder) in _LIVE:
+            recorder.abandon()
+
+
+class RecordingEventStream(_Abandoning, EventStream):  # type: ignore[misc]
     """A botocore ``EventStream`` that reports every event to a :class:`StreamRecorder`."""
 
     def __iter__(self) -> Iterator[Any]:
@@ -370,14 +386,6 @@ class RecordingEventStream(EventStream):  # type: ignore[misc]
             raise
         recorder.finish(None)
 
-    def close(self) -> None:
-        self._logtap_recorder.abandon()
-        super().close()
-
-    def __del__(self) -> None:  # dropped before the end: recorded as abandoned
-        recorder = self.__dict__.get("_logtap_recorder")
-        if recorder is not None and id(recorder) in _LIVE:
-            recorder.abandon()
 
 
 def recording_class(stream: Any) -> type[Any] | None:
@@ -385,7 +393,7 @@ def recording_class(stream: Any) -> type[Any] | None:
     if type(stream) is EventStream:
         return RecordingEventStream
     aio = _aio_class()
-    if aio is None or type(stream) is not aio.__mro__[1]:
+    if aio is None or type(stream) is not aio.__bases__[-1]:
         return None
     return aio
 
@@ -421,7 +429,7 @@ def _aio_class() -> type[Any] | None:
         except ImportError:
             _AIO.append(None)
         else:
-            class RecordingAioEventStream(AioEventStream):  # type: ignore[misc]
+            class RecordingAioEventStream(_Abandoning, AioEventStream):  # type: ignore[misc]
                 def __aiter__(self) -> AsyncIterator[Any]:
                     return self._logtap_iter()
 
@@ -438,15 +446,6 @@ def _aio_class() -> type[Any] | None:
                         recorder.finish(error_code_of(exc))
                         raise
                     recorder.finish(None)
-
-                def close(self) -> None:
-                    self._logtap_recorder.abandon()
-                    super().close()
-
-                def __del__(self) -> None:
-                    recorder = self.__dict__.get("_logtap_recorder")
-                    if recorder is not None and id(recorder) in _LIVE:
-                        recorder.abandon()
 
             _AIO.append(RecordingAioEventStream)
     return _AIO[0]
