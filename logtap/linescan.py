@@ -194,7 +194,7 @@ def candidate_starts(text: bytes, values: Iterable[bytes]) -> list[int]:
     return sorted(starts)
 
 
-def _varchar(value: Any) -> Any:
+def as_varchar(value: Any) -> Any:
     """A scalar as DuckDB's JSON-to-VARCHAR cast gives it (None stays None); floats are left to DuckDB."""
     if value is None or type(value) is str:
         return value
@@ -204,10 +204,10 @@ def _varchar(value: Any) -> Any:
         return "false"
     if type(value) is int:
         return str(value)
-    return _Deferred(value)
+    return Deferred(value)
 
 
-class _Deferred:
+class Deferred:
     """A value whose DuckDB cast is looked up in one query per file (rare: floats, nested values)."""
 
     __slots__ = ("value",)
@@ -216,13 +216,13 @@ class _Deferred:
         self.value = value
 
 
-def _text(value: Any) -> Any:
-    """``_varchar`` for the envelope: a value DuckDB would cast by its JSON text."""
-    v = _varchar(value)
-    return orjson.dumps(value).decode() if isinstance(v, _Deferred) else v
+def as_text(value: Any) -> Any:
+    """``as_varchar`` for the envelope: a value DuckDB would cast by its JSON text."""
+    v = as_varchar(value)
+    return orjson.dumps(value).decode() if isinstance(v, Deferred) else v
 
 
-def _duck_casts(timestamps: list[str], scalars: list[Any]) -> tuple[list[int | None], list[str | None]]:
+def duck_casts(timestamps: list[str], scalars: list[Any]) -> tuple[list[int | None], list[str | None]]:
     """DuckDB's own ``epoch_us(try_cast(t AS TIMESTAMP))`` and JSON-to-VARCHAR casts, in one connection."""
     import duckdb
 
@@ -297,11 +297,11 @@ def scan_text(text: bytes, source: str, plan: Plan, line_problem: Callable[[Any]
         pending.append((start, raw, rec))
     # DuckDB's casts for what is not in Bedrock's own form (one query for the whole file; rare)
     stamps = [_epoch_us(rec.get("timestamp")) for _, _, rec in pending]
-    odd_ts = [_text(rec.get("timestamp")) for (_, _, rec), us in zip(pending, stamps, strict=True)
+    odd_ts = [as_text(rec.get("timestamp")) for (_, _, rec), us in zip(pending, stamps, strict=True)
               if us is None and rec.get("timestamp") is not None]
     odd_vals = [v.value for _, _, rec in pending if not _plain_tags(rec) for v in _tag_values(rec)
-                if isinstance(v, _Deferred)]
-    ts_cast, val_cast = _duck_casts(odd_ts, odd_vals) if (odd_ts or odd_vals) else ([], [])
+                if isinstance(v, Deferred)]
+    ts_cast, val_cast = duck_casts(odd_ts, odd_vals) if (odd_ts or odd_vals) else ([], [])
     ts_iter, val_iter = iter(ts_cast), iter(val_cast)
     for (start, raw, rec), us in zip(pending, stamps, strict=True):
         if us is None and rec.get("timestamp") is not None:
@@ -313,12 +313,12 @@ def scan_text(text: bytes, source: str, plan: Plan, line_problem: Callable[[Any]
         schema = rec.get("schemaType")
         if not (type(rid) is str and type(op) is str and type(model) is str and us is not None
                 and (schema is None or schema == "ModelInvocationLog")):  # else: the general rules
-            envelope = {k: _text(rec.get(k)) for k in _REQUIRED}
+            envelope = {k: as_text(rec.get(k)) for k in _REQUIRED}
             rid, op, model = envelope["requestId"], envelope["operation"], envelope["modelId"]
             if us is None or rid is None or op is None or model is None:
                 out.bad.append(Bad(line_of(start), "malformed", envelope))
                 continue
-            schema = _text(schema)
+            schema = as_text(schema)
             if schema is not None and schema != "ModelInvocationLog":
                 out.bad.append(Bad(line_of(start), "not-a-log-record", envelope))
                 continue
@@ -346,7 +346,7 @@ def _plain_tags(rec: dict[str, Any]) -> bool:
 
 def _tag_values(rec: dict[str, Any]) -> list[Any]:
     meta = rec.get("requestMetadata")
-    return [_varchar(v) for v in meta.values()] if type(meta) is dict else []
+    return [as_varchar(v) for v in meta.values()] if type(meta) is dict else []
 
 
 def _tags(rec: dict[str, Any], casts: Any) -> dict[str, Any] | None:
@@ -358,8 +358,8 @@ def _tags(rec: dict[str, Any], casts: Any) -> dict[str, Any] | None:
         return meta
     out = {}
     for k, v in meta.items():
-        value = _varchar(v)
-        out[k] = next(casts) if isinstance(value, _Deferred) else value
+        value = as_varchar(v)
+        out[k] = next(casts) if isinstance(value, Deferred) else value
     return out
 
 
@@ -375,4 +375,5 @@ def _matches(plan: Plan, meta: dict[str, Any] | None, us: int, operation: Any, m
     return not (plan.operations and operation not in plan.operations)
 
 
-__all__ = ["Bad", "FileScan", "Plan", "needles", "readable_text", "scan_text", "survey"]
+__all__ = ["Bad", "Deferred", "FileScan", "Plan", "as_text", "as_varchar", "duck_casts", "needles", "readable_text",
+           "scan_text", "survey"]

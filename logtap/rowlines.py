@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from logtap.linescan import _Deferred, _duck_casts, _text, _varchar
+from logtap.linescan import Deferred, as_text, as_varchar, duck_casts
 
 if TYPE_CHECKING:  # pragma: no cover
     from logtap.engine import ScanPart, ScanReport
@@ -35,17 +35,17 @@ def _tags(value: Any) -> Any:
         return None
     if all(type(v) is str for v in value.values()):
         return value
-    out = {k: _varchar(v) for k, v in value.items()}
-    deferred = [k for k, v in out.items() if isinstance(v, _Deferred)]
+    out = {k: as_varchar(v) for k, v in value.items()}
+    deferred = [k for k, v in out.items() if isinstance(v, Deferred)]
     if deferred:
-        _, casts = _duck_casts([], [out[k].value for k in deferred])
+        _, casts = duck_casts([], [out[k].value for k in deferred])
         out.update(zip(deferred, casts, strict=True))
     return out
 
 
 def _value(rec: dict[str, Any], column: str) -> Any:
     if column in _TEXT:
-        return _text(rec.get(column))
+        return as_text(rec.get(column))
     if column == "requestMetadata":
         return _tags(rec.get("requestMetadata"))
     section = rec.get(_COUNTS[column])
