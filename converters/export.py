@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -19,6 +18,7 @@ from typing import Any, Literal, Protocol
 
 import orjson
 
+from logtap import engine
 from logtap._version import __version__
 from logtap.converters import bedrock_conversation, openai_chat, validate
 from logtap.converters.model import Conversation, Example, Unsupported
@@ -148,9 +148,9 @@ def _entries(pairs: Iterable[tuple[Any, dict[str, Any]]], shaping: Shaping, fmt:
 
 
 #: Inputs of at least this many bytes (compressed, local files only) are scanned and converted by
-#: ``PARALLEL_WORKERS`` processes; smaller ones in this process (starting a worker costs about 0.4 s).
-PARALLEL_MIN_BYTES = 32 << 20
-PARALLEL_WORKERS = min(os.cpu_count() or 1, 2)
+#: ``PARALLEL_WORKERS`` processes; smaller ones in this process (the engine's thresholds).
+PARALLEL_MIN_BYTES = engine.PARALLEL_MIN_BYTES
+PARALLEL_WORKERS = engine.PARALLEL_WORKERS
 #: Bytes of output lines a worker holds before writing a sorted run (smaller runs fragment the
 #: allocator less: measured 36 MB RSS at 8 MB runs against 66 MB at 32 MB, and no slower).
 WORKER_RUN_BYTES = 8 << 20
@@ -177,49 +177,32 @@ def _convert_to_spill(records: Iterable[tuple[Any, dict[str, Any]]], spill: Any,
 def _export_part(part: Any, shaping: Shaping, fmt: str, dedupe: bool, run_dir: str
                  ) -> tuple[list[str], int, dict[str, int], list[str], Any]:
     """In a worker process: scan and convert one ``ScanPart``; the sorted runs are left in ``run_dir``."""
-    from logtap.spill import SortedSpill, young_gc_only
+    from logtap.spill import sorted_runs, young_gc_only
 
     tally = _Tally()
-    spill = SortedSpill(run_dir, run_bytes=WORKER_RUN_BYTES, named=True)
-    try:
-        with part.open() as logs, young_gc_only():
-            _convert_to_spill(logs.records_unordered(lines=False), spill, shaping, fmt, dedupe, tally)
-            report = logs.report
-        return spill.persist(), tally.matched, dict(tally.skipped), sorted(tally.source_files), report
-    except BaseException:
-        spill.close()
-        raise
+    with part.open() as logs, young_gc_only():
+        entries = _entries(logs.records_unordered(lines=False), shaping, fmt, dedupe, tally)
+        runs = sorted_runs(((key, entry, len(entry[0])) for key, entry in entries), run_dir, WORKER_RUN_BYTES)
+        report = logs.report
+    return runs, tally.matched, dict(tally.skipped), sorted(tally.source_files), report
 
 
 def _parallel(logs: Any, parts: Sequence[Any], options: ExportOptions, tally: _Tally) -> Iterator[Any]:
-    """Scan and convert ``parts`` in worker processes (``logtap.workers``); their runs merged in
+    """Scan and convert ``parts`` in worker processes (``LogSet.in_workers``); their runs merged in
     (timestamp, requestId) order."""
-    import tempfile
-
-    from logtap import workers
-    from logtap.progress import Progress
     from logtap.spill import merge_runs
 
-    run_dir = tempfile.mkdtemp(prefix="logtap-parts-", dir=getattr(logs, "_tmp", None))
-    files = sum(len(part.files) for part in parts)
-    with Progress(bool(getattr(logs, "progress", False)), files=files,
-                  total_bytes=_report_value(getattr(logs, "report", None), "bytes", 0)) as prog:
-        prog.message(f"logtap: reading {files:,} files in {len(parts)} processes ...")
-        job = (options.shaping, options.format, options.dedupe, run_dir)
-        results = workers.run([("logtap.converters.export:_export_part", (part, *job)) for part in parts], run_dir)
-        prog.finish(sum(report.scanned for *_, report in results))
+    results = logs.in_workers(parts, "logtap.converters.export:_export_part", options.shaping, options.format,
+                              options.dedupe)
     runs: list[str] = []
-    reports = []
     # the workers' source paths as the parent's own strings (a copy of each is 10 MB per 50k files)
-    same = {f.path: f.path for f in getattr(logs, "files", ())}
-    for paths, matched, skipped, sources, report in results:
+    same = {f.path: f.path for f in logs.files}
+    for paths, matched, skipped, sources, _ in results:
         runs.extend(paths)
         tally.matched += matched
         tally.skipped.update(skipped)
         tally.source_files.update(same.get(p, p) for p in sources)
-        reports.append(report)
     del results, same
-    logs.absorb(reports)
     return merge_runs(runs)
 
 

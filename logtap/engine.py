@@ -651,18 +651,27 @@ class LogSet:
             return None
         return self.split(PARALLEL_WORKERS)
 
-    def _parallel_lines(self, parts: list[ScanPart], columns: tuple[str, ...], limit: int | None
-                        ) -> Iterator[list[str]]:
+    def in_workers(self, parts: Sequence[ScanPart], target: str, *args: Any) -> list[Any]:
+        """``target(part, *args, run_dir)`` for each of ``parts`` (from ``split``), each in a worker
+        process (``logtap.workers``), with one progress line here. Each result ends with its part's
+        ``ScanReport``; ``report`` becomes their sum. Workers leave their files in ``run_dir``, a
+        folder of this set's temporary folder."""
         from logtap import workers
-        from logtap.spill import merge_runs
 
         run_dir = tempfile.mkdtemp(prefix="logtap-parts-", dir=self._tmp)
         with Progress(self.progress, files=len(self.files), total_bytes=self.report.bytes) as prog:
             prog.message(f"logtap: reading {len(self.files):,} files in {len(parts)} processes ...")
-            results = workers.run([("logtap.rowlines:rows_part", (part, columns, run_dir)) for part in parts],
-                                  run_dir)
-            prog.finish(sum(rep.scanned for _, rep in results))
-        report = self.absorb([rep for _, rep in results])
+            results = workers.run([(target, (part, *args, run_dir)) for part in parts], run_dir)
+            prog.finish(sum(result[-1].scanned for result in results))
+        self.absorb([result[-1] for result in results])
+        return results
+
+    def _parallel_lines(self, parts: list[ScanPart], columns: tuple[str, ...], limit: int | None
+                        ) -> Iterator[list[str]]:
+        from logtap.spill import merge_runs
+
+        results = self.in_workers(parts, "logtap.rowlines:rows_part", columns)
+        report = self.report
         merged = merge_runs([path for paths, _ in results for path in paths])
         report.matched = 0
         batch: list[str] = []

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 
-from logtap.filters import AndAll, Equals, Filter, NotEquals, OrAll
+from logtap.filters import AndAll, Equals, Filter, OrAll
 from logtap.gzipped import MAGIC, TRUNCATED, inflate
 from logtap.models import normalize_model_id
 from logtap.timerange import TimeRange
@@ -48,6 +48,7 @@ _PLAIN = re.compile(rb"[A-Za-z0-9 _.:/=+$@-]+")
 #: Bedrock's timestamp form; anything else is cast by DuckDB (exactly as the views do).
 _ISO_Z = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):([0-5]\d):([0-5]\d)(?:\.(\d{1,6}))?Z")
 _EPOCH = datetime(1970, 1, 1)
+_ONE_US = timedelta(microseconds=1)
 _REQUIRED = ("requestId", "timestamp", "operation", "modelId")
 
 
@@ -70,9 +71,7 @@ def needles(flt: Filter | None) -> frozenset[bytes] | None:
                 return None
             union |= n
         return frozenset(union)
-    if isinstance(flt, NotEquals):
-        return None
-    return None
+    return None  # NotEquals, or no filter
 
 
 @dataclass(frozen=True)
@@ -98,13 +97,7 @@ class Plan:
 
 
 def _us(value: datetime | None) -> int | None:
-    if value is None:
-        return None
-    naive = value.replace(tzinfo=None)
-    return (naive - _EPOCH) // _ONE_US
-
-
-_ONE_US = datetime(1970, 1, 1, 0, 0, 0, 1) - _EPOCH
+    return None if value is None else (value.replace(tzinfo=None) - _EPOCH) // _ONE_US
 
 
 @dataclass
@@ -124,7 +117,6 @@ class FileScan:
     scanned: int = 0
     rows: list[tuple[tuple[Any, ...], dict[str, Any]]] = field(default_factory=list)
     bad: list[Bad] = field(default_factory=list)
-    file_problems: list[tuple[int | None, str]] = field(default_factory=list)
 
 
 def readable_text(data: bytes) -> tuple[bytes, list[tuple[int | None, str]]]:
@@ -299,16 +291,13 @@ def scan_text(text: bytes, source: str, plan: Plan, line_problem: Callable[[Any]
     stamps = [_epoch_us(rec.get("timestamp")) for _, _, rec in pending]
     odd_ts = [as_text(rec.get("timestamp")) for (_, _, rec), us in zip(pending, stamps, strict=True)
               if us is None and rec.get("timestamp") is not None]
-    odd_vals = [v.value for _, _, rec in pending if not _plain_tags(rec) for v in _tag_values(rec)
-                if isinstance(v, Deferred)]
+    odd_vals = [v for _, _, rec in pending for v in deferred_tags(rec.get("requestMetadata"))]
     ts_cast, val_cast = duck_casts(odd_ts, odd_vals) if (odd_ts or odd_vals) else ([], [])
     ts_iter, val_iter = iter(ts_cast), iter(val_cast)
     for (start, raw, rec), us in zip(pending, stamps, strict=True):
         if us is None and rec.get("timestamp") is not None:
             us = next(ts_iter)
-        meta = rec.get("requestMetadata")
-        if not _plain_tags(rec):
-            meta = _tags(rec, val_iter)
+        meta = tags_map(rec.get("requestMetadata"), val_iter)
         rid, op, model = rec.get("requestId"), rec.get("operation"), rec.get("modelId")
         schema = rec.get("schemaType")
         if not (type(rid) is str and type(op) is str and type(model) is str and us is not None
@@ -331,30 +320,25 @@ def scan_text(text: bytes, source: str, plan: Plan, line_problem: Callable[[Any]
     return out
 
 
-def _plain_tags(rec: dict[str, Any]) -> bool:
-    """Whether ``requestMetadata`` is absent or an object of strings (then DuckDB's MAP holds it as is)."""
-    meta = rec.get("requestMetadata")
-    if meta is None:
-        return True
+def deferred_tags(meta: Any) -> list[Any]:
+    """The values of a ``requestMetadata`` object that only DuckDB can cast to its MAP's VARCHAR."""
     if type(meta) is not dict:
-        return False
+        return []
     for v in meta.values():
         if type(v) is not str:
-            return False
-    return True
+            return [v for v in meta.values() if isinstance(as_varchar(v), Deferred)]
+    return []
 
 
-def _tag_values(rec: dict[str, Any]) -> list[Any]:
-    meta = rec.get("requestMetadata")
-    return [as_varchar(v) for v in meta.values()] if type(meta) is dict else []
-
-
-def _tags(rec: dict[str, Any], casts: Any) -> dict[str, Any] | None:
-    """``requestMetadata`` as DuckDB's ``MAP(VARCHAR, VARCHAR)`` holds it."""
-    meta = rec.get("requestMetadata")
+def tags_map(meta: Any, casts: Iterator[str | None]) -> dict[str, Any] | None:
+    """``requestMetadata`` as DuckDB's ``MAP(VARCHAR, VARCHAR)`` holds it; ``casts`` yields DuckDB's
+    casts of its ``deferred_tags``, in order."""
     if type(meta) is not dict:
         return None
-    if all(type(v) is str for v in meta.values()):
+    for v in meta.values():
+        if type(v) is not str:
+            break
+    else:
         return meta
     out = {}
     for k, v in meta.items():
@@ -375,5 +359,5 @@ def _matches(plan: Plan, meta: dict[str, Any] | None, us: int, operation: Any, m
     return not (plan.operations and operation not in plan.operations)
 
 
-__all__ = ["Bad", "Deferred", "FileScan", "Plan", "as_text", "as_varchar", "duck_casts", "needles", "readable_text",
-           "scan_text", "survey"]
+__all__ = ["Bad", "Deferred", "FileScan", "Plan", "as_text", "as_varchar", "deferred_tags", "duck_casts", "needles",
+           "readable_text", "scan_text", "survey", "tags_map"]

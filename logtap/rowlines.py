@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from logtap.linescan import Deferred, as_text, as_varchar, duck_casts
+from logtap.linescan import as_text, deferred_tags, duck_casts, tags_map
 
 if TYPE_CHECKING:  # pragma: no cover
     from logtap.engine import ScanPart, ScanReport
@@ -31,16 +31,9 @@ _LOWER_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\u00([0-9a-f]{2})")
 
 
 def _tags(value: Any) -> Any:
-    if type(value) is not dict:
-        return None
-    if all(type(v) is str for v in value.values()):
-        return value
-    out = {k: as_varchar(v) for k, v in value.items()}
-    deferred = [k for k, v in out.items() if isinstance(v, Deferred)]
-    if deferred:
-        _, casts = duck_casts([], [out[k].value for k in deferred])
-        out.update(zip(deferred, casts, strict=True))
-    return out
+    deferred = deferred_tags(value)
+    casts = duck_casts([], deferred)[1] if deferred else []
+    return tags_map(value, iter(casts))
 
 
 def _value(rec: dict[str, Any], column: str) -> Any:
@@ -64,20 +57,12 @@ def row_line(rec: dict[str, Any], columns: Sequence[str]) -> bytes:
 
 def rows_part(part: ScanPart, columns: Sequence[str], run_dir: str) -> tuple[list[str], ScanReport]:
     """In a worker process: the JSON lines of one share's records, as sorted runs in ``run_dir``."""
-    from logtap.spill import SortedSpill
+    from logtap.spill import sorted_runs
 
-    # Small runs: the lines are small objects among the records' many short-lived ones, and holding
-    # many of them fragments the allocator's arenas (measured: 150 MB RSS for 32k lines at 32 MB runs).
-    spill = SortedSpill(run_dir, run_bytes=RUN_BYTES, named=True)
-    try:
-        with part.open() as logs:
-            for key, rec in logs.records_unordered(bodies=False):
-                line = row_line(rec, columns)
-                spill.add(key, line, len(line))
-            return spill.persist(), logs.report
-    except BaseException:
-        spill.close()
-        raise
+    with part.open() as logs:
+        lines = ((key, line, len(line)) for key, line in
+                 ((key, row_line(rec, columns)) for key, rec in logs.records_unordered(bodies=False)))
+        return sorted_runs(lines, run_dir, RUN_BYTES), logs.report
 
 
 __all__ = ["row_line", "rows_part"]

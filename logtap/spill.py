@@ -12,7 +12,7 @@ import heapq
 import os
 import pickle
 import tempfile
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
@@ -94,6 +94,19 @@ class SortedSpill:
         self._buffer = []
 
 
+def sorted_runs(items: Iterable[tuple[Any, Any, int]], directory: str, run_bytes: int) -> list[str]:
+    """``(key, payload, size)`` items sorted into run files in ``directory``, for another process's
+    ``merge_runs``; none are left behind if reading ``items`` fails."""
+    spill = SortedSpill(directory, run_bytes=run_bytes, named=True)
+    try:
+        for key, payload, size in items:
+            spill.add(key, payload, size)
+        return spill.persist()
+    except BaseException:
+        spill.close()
+        raise
+
+
 def merge_runs(paths: list[str]) -> Generator[tuple[Any, Any], None, None]:
     """The items of the run files ``paths`` (from ``SortedSpill.persist``) merged by key; ties keep the
     order of ``paths``. The files are deleted when the iteration ends or is abandoned."""
@@ -157,4 +170,4 @@ def spill_dir() -> str:
     return os.environ.get("LOGTAP_TMPDIR") or tempfile.gettempdir()
 
 
-__all__ = ["SortedSpill", "merge_runs", "spill_dir", "young_gc_only"]
+__all__ = ["SortedSpill", "merge_runs", "sorted_runs", "spill_dir", "young_gc_only"]
