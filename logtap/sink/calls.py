@@ -32,12 +32,15 @@ from typing import Any
 import orjson
 from botocore.eventstream import EventStream
 
-from logtap.sink.records import PLAIN_JSON, CompletedCall, DeferredCall, Snapshot, snapshot
+from logtap.sink.records import PLAIN_JSON, CompletedCall, DeferredCall, Snapshot, int_or_none, snapshot
 from logtap.sink.streams import (
     _LIVE,
+    METRIC_NAMES,
+    USAGE_NAMES,
     RecordingEventStream,
     StreamRecorder,
     recording_class,
+    set_tokens,
     wrap_event_stream,
 )
 
@@ -296,21 +299,16 @@ class _PlainCall(DeferredCall):
                              request_id if isinstance(request_id, str) and request_id else str(uuid.uuid4()),
                              self.metadata or None, None, None, None, None, None, None,
                              int((self.ended - self.t0) * 1000), None, hooks.identity)
-        tokens = self.tokens
         if self.operation == "Converse":  # the request's and response's JSON; usage values as they were
             call.request = Snapshot(request) if isinstance(request, bytes) else request
             call.response = Snapshot(response) if isinstance(response, bytes) else response
-            call.input_tokens = _int(tokens[0])
-            call.output_tokens = _int(tokens[1])
-            call.cache_read_tokens = _int(tokens[2])
-            call.cache_write_tokens = _int(tokens[3])
+            convert = int_or_none
         else:  # InvokeModel: the body as sent (a str is encoded here), token counts from the headers' text
             call.request = request.encode("utf-8") if isinstance(request, str) else request
             call.response = response
-            call.input_tokens = _int_value(tokens[0])
-            call.output_tokens = _int_value(tokens[1])
-            call.cache_read_tokens = _int_value(tokens[2])
-            call.cache_write_tokens = _int_value(tokens[3])
+            convert = _int_value
+        call.input_tokens, call.output_tokens, call.cache_read_tokens, call.cache_write_tokens = map(
+            convert, self.tokens)
         return call
 
 
@@ -352,13 +350,9 @@ class _StreamCall(StreamRecorder, DeferredCall):
         if hooks.observers:  # observers want the summary (with token counts) now
             call = self.completed()
             if self.is_converse:
-                _usage(call, self.usage())
+                set_tokens(call, self.usage() or {}, USAGE_NAMES)
             else:
-                metrics = self.invocation_metrics()
-                call.input_tokens = _int(metrics.get("inputTokenCount"))
-                call.output_tokens = _int(metrics.get("outputTokenCount"))
-                call.cache_read_tokens = _int(metrics.get("cacheReadInputTokenCount"))
-                call.cache_write_tokens = _int(metrics.get("cacheWriteInputTokenCount"))
+                set_tokens(call, self.invocation_metrics(), METRIC_NAMES)
             hooks._finish(call, self.state.t0)
             return
         sink = hooks.sink
@@ -383,18 +377,6 @@ class _StreamCall(StreamRecorder, DeferredCall):
 
 
 _NO_TOKENS = (None, None, None, None)
-
-
-def _usage(call: CompletedCall, usage: Any) -> None:
-    if isinstance(usage, dict):
-        call.input_tokens = _int(usage.get("inputTokens"))
-        call.output_tokens = _int(usage.get("outputTokens"))
-        call.cache_read_tokens = _int(usage.get("cacheReadInputTokens"))
-        call.cache_write_tokens = _int(usage.get("cacheWriteInputTokens"))
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _headers(parsed: dict[str, Any], http_response: Any) -> Any:

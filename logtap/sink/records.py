@@ -353,7 +353,7 @@ def tokens_from_body(body: Any) -> tuple[int | None, int | None]:
         for chunk in reversed(body):
             if isinstance(chunk, dict) and isinstance(chunk.get("amazon-bedrock-invocationMetrics"), dict):
                 metrics = chunk["amazon-bedrock-invocationMetrics"]
-                return _int(metrics.get("inputTokenCount")), _int(metrics.get("outputTokenCount"))
+                return int_or_none(metrics.get("inputTokenCount")), int_or_none(metrics.get("outputTokenCount"))
         return None, None
     if not isinstance(body, dict):
         return None, None
@@ -363,19 +363,20 @@ def tokens_from_body(body: Any) -> tuple[int | None, int | None]:
                  ("prompt_tokens", "completion_tokens"))
         for i, o in pairs:
             if i in usage or o in usage:
-                return _int(usage.get(i)), _int(usage.get(o))
+                return int_or_none(usage.get(i)), int_or_none(usage.get(o))
     if "prompt_token_count" in body or "generation_token_count" in body:  # Meta Llama
-        return _int(body.get("prompt_token_count")), _int(body.get("generation_token_count"))
+        return int_or_none(body.get("prompt_token_count")), int_or_none(body.get("generation_token_count"))
     if "inputTextTokenCount" in body:  # Amazon Titan
         found = body.get("results")
         results: list[Any] = found if isinstance(found, list) else []
         out = sum(r.get("tokenCount", 0) for r in results if isinstance(r, dict)
                   and isinstance(r.get("tokenCount"), int))
-        return _int(body.get("inputTextTokenCount")), out if results else None
+        return int_or_none(body.get("inputTextTokenCount")), out if results else None
     return None, None
 
 
-def _int(value: Any) -> int | None:
+def int_or_none(value: Any) -> int | None:
+    """An int token count as is; anything else (a bool too) None."""
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 

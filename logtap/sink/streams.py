@@ -32,6 +32,8 @@ from typing import Any
 import orjson
 from botocore.eventstream import EventStream
 
+from logtap.sink.records import int_or_none
+
 log = logging.getLogger("logtap.sink")
 
 ABANDONED = "StreamAbandoned"
@@ -243,23 +245,19 @@ def _metrics_of(chunk: Any) -> dict[str, Any]:
     return metrics if isinstance(metrics, dict) else {}
 
 
-def _set_tokens(call: Any, counts: dict[str, Any], names: tuple[str, str, str, str]) -> None:
+def set_tokens(call: Any, counts: dict[str, Any], names: tuple[str, str, str, str]) -> None:
     """Token counts into ``call`` (a CompletedCall) unless the caller's thread already set them."""
     if call.input_tokens is not None or call.output_tokens is not None:
         return
     get = counts.get
-    call.input_tokens = _int(get(names[0]))
-    call.output_tokens = _int(get(names[1]))
-    call.cache_read_tokens = _int(get(names[2]))
-    call.cache_write_tokens = _int(get(names[3]))
+    call.input_tokens = int_or_none(get(names[0]))
+    call.output_tokens = int_or_none(get(names[1]))
+    call.cache_read_tokens = int_or_none(get(names[2]))
+    call.cache_write_tokens = int_or_none(get(names[3]))
 
 
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-_USAGE_NAMES = ("inputTokens", "outputTokens", "cacheReadInputTokens", "cacheWriteInputTokens")
-_METRIC_NAMES = ("inputTokenCount", "outputTokenCount", "cacheReadInputTokenCount", "cacheWriteInputTokenCount")
+USAGE_NAMES = ("inputTokens", "outputTokens", "cacheReadInputTokens", "cacheWriteInputTokens")
+METRIC_NAMES = ("inputTokenCount", "outputTokenCount", "cacheReadInputTokenCount", "cacheWriteInputTokenCount")
 
 
 def _chunk_bytes(events: list[Any]) -> list[bytes]:
@@ -289,7 +287,7 @@ class _Aggregated:
     def fill_tokens(self, call: Any, body: dict[str, Any]) -> None:
         """On the writer thread: the call's token counts from the aggregated ``usage``."""
         usage = body.get("usage")
-        _set_tokens(call, usage if isinstance(usage, dict) else {}, _USAGE_NAMES)
+        set_tokens(call, usage if isinstance(usage, dict) else {}, USAGE_NAMES)
 
 
 class _ChunkList:
@@ -316,7 +314,7 @@ class _ChunkList:
 
     def fill_tokens(self, call: Any, body: list[Any]) -> None:
         """On the writer thread: the call's token counts from the last chunk's invocation metrics."""
-        _set_tokens(call, _metrics_of(body[-1]) if body else {}, _METRIC_NAMES)
+        set_tokens(call, _metrics_of(body[-1]) if body else {}, METRIC_NAMES)
 
 
 #: Recorders of streams not yet finished (a plain dict: cheaper per call than a WeakSet). Each enters it
