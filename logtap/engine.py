@@ -192,11 +192,44 @@ class ScanPart:
     profile: str | None
     region: str | None
     threads: int = 1
+    #: Shared parts (every part lists every file): a folder where the parts claim chunks of about
+    #: ``claim_bytes`` of consecutive files as they go, so a part that runs faster reads more.
+    claims: str | None = None
+    claim_bytes: int = 0
 
     def open(self) -> LogSet:
         clients = S3Clients(_LazySession(self.profile, self.region), self.region)
-        return LogSet(list(self.files), {}, filter=self.filter, time_range=self.time_range, models=self.models,
+        logs = LogSet(list(self.files), {}, filter=self.filter, time_range=self.time_range, models=self.models,
                       operations=self.operations, clients=clients, threads=self.threads)
+        if self.claims is not None:
+            logs._claims = Claims(self.claims, self.claim_bytes)
+        return logs
+
+
+class Claims:
+    """Which files of a shared part this process reads: the files are cut, in order, into chunks of
+    about ``chunk_bytes``; each process walks all of them and reads a chunk if it is the first to
+    create the chunk's file in ``folder`` (``O_EXCL``: exactly one process does)."""
+
+    def __init__(self, folder: str, chunk_bytes: int) -> None:
+        self.folder = folder
+        self.chunk_bytes = max(chunk_bytes, 1)
+        self._chunk = -1
+        self._filled = self.chunk_bytes
+        self._mine = False
+
+    def take(self, size: int) -> bool:
+        """Whether this process reads the next file (of ``size`` bytes); call once per file, in order."""
+        if self._filled >= self.chunk_bytes:
+            self._chunk += 1
+            self._filled = 0
+            try:
+                os.close(os.open(os.path.join(self.folder, str(self._chunk)), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                self._mine = True
+            except FileExistsError:
+                self._mine = False
+        self._filled += size
+        return self._mine
 
 
 class LogSet:
@@ -234,6 +267,7 @@ class LogSet:
         self._views: set[str] = set()  # the views created so far (each is created on first use)
         #: Whether ``records_unordered`` may use ``logtap.linescan`` where it applies (see there).
         self.selective_reader = True
+        self._claims: Claims | None = None  # a shared part's (``ScanPart.claims``)
 
     # -- life cycle -------------------------------------------------------------------------------
     def close(self) -> None:
@@ -250,13 +284,24 @@ class LogSet:
 
     # -- splitting a scan over processes ----------------------------------------------------------
     def split(self, parts: int) -> list[ScanPart] | None:
-        """The files in ``parts`` shares of about equal bytes (each in the list's order), or None when
-        this set cannot be scanned elsewhere: S3 objects, an explicit boto3 session, or fewer files than
-        parts. ``absorb`` then takes the parts' reports (the parts show no progress: their caller does)."""
+        """``parts`` shares of the files for other processes, or None when this set cannot be scanned
+        elsewhere: S3 objects, an explicit boto3 session, or fewer files than parts. ``absorb`` then
+        takes the parts' reports (the parts show no progress: their caller does).
+
+        Where the selective reader applies, the parts share the files: each claims chunks of
+        ``CLAIM_CHUNKS`` per part as it goes (``Claims``), so the parts finish together however
+        their records differ in cost. Otherwise the files are dealt into shares of about equal bytes,
+        each in the list's order."""
         session = self._clients.session
         if (parts < 2 or len(self.files) < parts or not isinstance(session, _LazySession)
                 or any(f.is_s3 for f in self.files)):
             return None
+        if self.selective_reader and self._selective_plan(False) is not None:
+            folder = tempfile.mkdtemp(prefix="logtap-claims-", dir=self._tmp)
+            chunk = -(-self.report.bytes // (parts * CLAIM_CHUNKS))
+            return [ScanPart(tuple(self.files), self.filter, self.time_range, self.models, self.operations,
+                             session.profile, session.region_name, claims=folder, claim_bytes=chunk)
+                    for _ in range(parts)]
         loads = [0] * parts
         shares: list[list[int]] = [[] for _ in range(parts)]
         for i in sorted(range(len(self.files)), key=lambda i: (-self.files[i].size, i)):
@@ -745,7 +790,10 @@ class LogSet:
         rows_rep = ScanReport()
         prog = Progress(self.progress, files=len(self.files), total_bytes=report.bytes)
         scanned = 0
+        claims = self._claims
         for i, f in enumerate(self.files):
+            if claims is not None and not claims.take(f.size):
+                continue
             try:
                 with open(f.path, "rb") as fh:
                     data = fh.read()
@@ -776,6 +824,8 @@ class LogSet:
         prog.finish(report.scanned)
 
     def _records_unordered(self, lines: bool, bodies: bool) -> Iterator[tuple[tuple[Any, ...], dict[str, Any]]]:
+        if self._claims is not None:  # split() shares files only where the selective reader applies
+            raise DataError("a shared scan part needs the selective reader; this filter cannot use it")
         # The files are scanned in batches of about BATCH_BYTES, one DuckDB query each (DuckDB's
         # threads share the files of a batch), by a producer thread: DuckDB releases the GIL, so the
         # next batch is scanned while Python converts this one. At most 2 batches' matched rows are
@@ -1026,6 +1076,8 @@ BATCH_BYTES = 16 << 20
 #: worker costs about 0.1 s.
 PARALLEL_MIN_BYTES = 32 << 20
 PARALLEL_WORKERS = min(os.cpu_count() or 1, 2)
+#: Chunks per part that shared parts claim (``Claims``): the parts finish within about one chunk.
+CLAIM_CHUNKS = 48
 
 
 def _batches(paths: Sequence[str], target: int, min_files: int) -> list[list[str]]:

@@ -105,6 +105,63 @@ def test_split_covers_every_file_once_in_order_balanced(tmp_path: Path) -> None:
         assert logs.split(2) is not None
 
 
+def test_shared_parts_read_every_file_once_whoever_claims_it(tmp_path: Path) -> None:
+    """With a selective filter the parts share the file list and claim chunks as they go: two parts
+    read alternately (one record each in turn, like two processes) give exactly the in-process
+    records and report, and a part that runs alone takes whatever chunks are left."""
+    src = tmp_path / "logs"
+    _logs(src)
+    with open_logs([str(src)], where=["project=a"]) as logs:
+        expected = sorted(key for key, _ in logs.records_unordered())
+        whole = logs.report
+    for lead in (0, 1, 3):  # the second part starts after the first read `lead` records
+        with open_logs([str(src)], where=["project=a"]) as logs:
+            parts = logs.split(2)
+            assert parts is not None and len(parts) == 2
+            assert all(p.claims == parts[0].claims and len(p.files) == len(logs.files) for p in parts)
+            opened = [p.open() for p in parts]
+            streams = [o.records_unordered() for o in opened]
+            got: list[list[Any]] = [[], []]
+            for _ in range(lead):
+                got[0].append(next(streams[0])[0])
+            live = [0, 1]
+            while live:
+                for k in list(live):
+                    item = next(streams[k], None)
+                    if item is None:
+                        live.remove(k)
+                    else:
+                        got[k].append(item[0])
+            assert sorted(got[0] + got[1]) == expected
+            assert got[0] and got[1]  # both did part of the work
+            rep = logs.absorb([o.report for o in opened])
+            assert (rep.scanned, rep.matched, rep.malformed) == (whole.scanned, whole.matched, whole.malformed)
+            assert [str(p) for p in rep.problems] == [str(p) for p in whole.problems]
+            for o in opened:
+                o.close()
+
+
+def test_claims_give_each_chunk_to_exactly_one_process(tmp_path: Path) -> None:
+    from logtap.engine import Claims
+
+    rnd = random.Random(7)
+    sizes = [rnd.randrange(1, 500) for _ in range(200)]
+    a, b = Claims(str(tmp_path), 1000), Claims(str(tmp_path), 1000)
+    taken_a = [a.take(n) for n in sizes[:37]]  # a runs ahead, then they take turns going first
+    taken_b = [b.take(n) for n in sizes[:37]]
+    for i, n in enumerate(sizes[37:]):
+        if i % 3:
+            taken_a.append(a.take(n))
+            taken_b.append(b.take(n))
+        else:
+            taken_b.append(b.take(n))
+            taken_a.append(a.take(n))
+    assert all(x != y for x, y in zip(taken_a, taken_b, strict=True))  # every file exactly once
+    assert any(taken_b) and all(taken_a[:37])
+    chunks = len(list(tmp_path.iterdir()))
+    assert sum(sizes) // 1500 <= chunks <= sum(sizes) // 1000 + 1  # chunks of 1000-1499 bytes
+
+
 def test_records_that_would_pass_the_size_limit_are_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     src = tmp_path / "logs"
     _logs(src, n=120)
