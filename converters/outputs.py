@@ -25,37 +25,49 @@ PART_SIZE = 8 * 1024 * 1024
 
 
 class _FileWriter:
-    """Hashes and writes chunks on a thread (both release the GIL for large buffers), so the caller's
-    work (merging, converting) overlaps with them; an error is raised on the caller's next call."""
+    """Writes chunks on one thread and hashes them on another (both release the GIL for large
+    buffers), so the caller's work (merging, converting), the writing and the hashing overlap; an
+    error is raised on the caller's next call."""
 
     def __init__(self, fh: Any, sha: Any) -> None:
-        self._fh, self._sha = fh, sha
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="logtap-output", daemon=True)
-        self._thread.start()
+        self._queues: list[queue.Queue[bytes | None]] = []
+        self._threads: list[threading.Thread] = []
+        def write(data: bytes) -> None:
+            view = memoryview(data)
+            while view:  # an unbuffered write may take less than it was given
+                view = view[fh.write(view):]
 
-    def _run(self) -> None:
+        for name, step in (("write", write), ("hash", sha.update)):
+            q: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+            thread = threading.Thread(target=self._run, args=(q, step), name=f"logtap-output-{name}", daemon=True)
+            thread.start()
+            self._queues.append(q)
+            self._threads.append(thread)
+
+    def _run(self, q: queue.Queue[bytes | None], step: Any) -> None:
         while True:
-            data = self._queue.get()
+            data = q.get()
             if data is None:
                 return
             if self._error is None:
                 try:
-                    self._sha.update(data)
-                    self._fh.write(data)
+                    step(data)
                 except BaseException as exc:  # handed to the caller
                     self._error = exc
 
     def put(self, data: bytes) -> None:
         if self._error is not None:
             raise self._error
-        self._queue.put(data)
+        for q in self._queues:
+            q.put(data)
 
     def finish(self) -> None:
-        """Wait until everything is written; raise the writer's error, if any."""
-        self._queue.put(None)
-        self._thread.join()
+        """Wait until everything is written and hashed; raise the first error, if any."""
+        for q in self._queues:
+            q.put(None)
+        for thread in self._threads:
+            thread.join()
         if self._error is not None:
             raise self._error
 
@@ -92,7 +104,7 @@ class Output:
             if not path.parent.exists():
                 raise SourceError(f"output folder {str(path.parent)!r} does not exist; create it first")
             fd, self._tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            self._file = os.fdopen(fd, "wb", buffering=1 << 20)
+            self._file = os.fdopen(fd, "wb", buffering=0)  # callers write about 1 MB at a time
             self._writer = _FileWriter(self._file, self.sha256)
         elif self._s3 is None:
             raise SourceError("an s3:// output needs an S3 client")
