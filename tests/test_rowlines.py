@@ -6,7 +6,7 @@ import json
 
 import duckdb
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from test_linescan import _corpus
 
@@ -62,6 +62,7 @@ _TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_si
 @settings(max_examples=150, deadline=None)
 @given(rid=_TEXT, value=_TEXT, n=st.one_of(st.none(), st.integers(0, 2**62)))
 def test_row_line_is_duckdbs_json_object(rid: str, value: str, n: int | None) -> None:
+    assume(rid != "k")  # a map with the key twice is not a JSON object DuckDB would read from a log
     rec = {"requestId": rid, "timestamp": "2025-06-01T10:00:00Z", "operation": "Converse", "modelId": value,
            "requestMetadata": {"k": value, rid: "x"}, "input": {"inputTokenCount": n}}
     cols = ("requestId", "timestamp", "operation", "modelId", "requestMetadata", "inputTokenCount")
@@ -71,6 +72,4 @@ def test_row_line_is_duckdbs_json_object(rid: str, value: str, n: int | None) ->
         "'inputTokenCount', ?::BIGINT)::VARCHAR",
         [rid, rec["timestamp"], "Converse", value, value, rid, n]).fetchone()
     assert expected is not None
-    if rid == "k":  # a map with the key twice is not a JSON object DuckDB would read from a log
-        return
     assert row_line(rec, cols).decode() == expected[0]
