@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from logtap.engine import open_logs
 from logtap.filters import Filter
@@ -167,6 +169,23 @@ def test_survey_counts_lines_as_duckdb_and_finds_odd_ones() -> None:
     assert survey(b'{"a":1}\n{"b":\n') == (2, [8])
     assert survey(b'{"a":1}\r\n{"b":2}\r\n') == (2, [])
     assert survey(b'[1]\n{"b":2}\n') == (2, [0])
+
+
+_PIECES = st.sampled_from([b'{"a":1}', b'{"b":"x}"}', b"", b" ", b"\r", b"}", b"{", b"[1]", b'{"c":', b"x"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(lines=st.lists(st.lists(_PIECES, max_size=3).map(b"".join), max_size=8), end=st.booleans())
+def test_survey_is_the_plain_line_by_line_reading(lines: list[bytes], end: bool) -> None:
+    text = b"\n".join(lines) + (b"\n" if end and lines else b"")
+    count, odd, pos = 0, [], 0
+    for seg in text.split(b"\n"):
+        if seg.strip():
+            count += 1
+            if seg.strip()[:1] != b"{" or seg.strip()[-1:] != b"}":
+                odd.append(pos)
+        pos += len(seg) + 1
+    assert survey(text) == (count, odd)
 
 
 def test_readable_text_keeps_complete_lines_of_a_cut_file() -> None:
