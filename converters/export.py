@@ -270,10 +270,6 @@ def export_records(
 
         parts = _parts(logs) if callable(unordered) else None
         if parts:
-            if logs.filter is not None:
-                from logtap.filters import preload_patterns
-
-                preload_patterns()  # for the manifest's filter, while this process waits on the workers
             # Fastest: worker processes scan and convert shares of the files; merge their sorted runs.
             emit(_parallel(logs, parts, options, tally))
         elif callable(unordered):

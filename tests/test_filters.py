@@ -159,3 +159,18 @@ def test_where_splits_at_the_first_equals_sign() -> None:
     assert parse_where(["a=!=b"]) == Equals("a", "!=b")
     with pytest.raises(FilterError, match="KEY=VALUE"):
         parse_where(["!=b"])
+
+
+def test_patterns_are_the_installed_botocore_models() -> None:
+    """The key/value patterns and the item limit come from botocore's own ``bedrock`` model file,
+    read without a botocore session: the same values a session gives."""
+    import botocore.session
+
+    from logtap import filters
+
+    filters._load_patterns()
+    model = botocore.session.get_session().get_service_model("bedrock")
+    shape = model.shape_for("RequestMetadataMap")
+    assert filters.KEY_PATTERN.pattern == shape.key.metadata["pattern"]
+    assert filters.VALUE_PATTERN.pattern == shape.value.metadata["pattern"]
+    assert filters.MAX_ITEMS == model.shape_for("RequestMetadataFiltersList").metadata["max"]
