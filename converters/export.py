@@ -151,9 +151,11 @@ def _entries(pairs: Iterable[tuple[Any, dict[str, Any]]], shaping: Shaping, fmt:
 #: ``PARALLEL_WORKERS`` processes; smaller ones in this process (the engine's thresholds).
 PARALLEL_MIN_BYTES = engine.PARALLEL_MIN_BYTES
 PARALLEL_WORKERS = engine.PARALLEL_WORKERS
-#: Bytes of output lines a worker holds before writing a sorted run (smaller runs fragment the
-#: allocator less: measured 36 MB RSS at 8 MB runs against 66 MB at 32 MB, and no slower).
-WORKER_RUN_BYTES = 8 << 20
+#: Bytes of output lines a worker holds before writing a sorted run. The parent's merge holds a block
+#: of every run, so fewer runs keep it smaller on large inputs; larger runs make the workers bigger
+#: (measured, worker / parent peak RSS at 1 GB and 10 GB: 8 MB runs 36 / 49 and 44 / 60 MB, 16 MB
+#: runs 47 / 49 and 57 / 58 MB).
+WORKER_RUN_BYTES = 16 << 20
 #: Bytes of output lines joined into one write.
 WRITE_CHUNK = 1 << 20
 
@@ -184,7 +186,8 @@ def _export_part(part: Any, shaping: Shaping, fmt: str, dedupe: bool, run_dir: s
         entries = _entries(logs.records_unordered(lines=False), shaping, fmt, dedupe, tally)
         runs = sorted_runs(((key, entry, len(entry[0])) for key, entry in entries), run_dir, WORKER_RUN_BYTES)
         report = logs.report
-    return runs, tally.matched, dict(tally.skipped), sorted(tally.source_files), report
+    index = {f.path: i for i, f in enumerate(part.files)}  # source files go back as positions in the part
+    return runs, tally.matched, dict(tally.skipped), [index.get(p, p) for p in tally.source_files], report
 
 
 def _parallel(logs: Any, parts: Sequence[Any], options: ExportOptions, tally: _Tally) -> Iterator[Any]:
@@ -195,14 +198,13 @@ def _parallel(logs: Any, parts: Sequence[Any], options: ExportOptions, tally: _T
     results = logs.in_workers(parts, "logtap.converters.export:_export_part", options.shaping, options.format,
                               options.dedupe)
     runs: list[str] = []
-    # the workers' source paths as the parent's own strings (a copy of each is 10 MB per 50k files)
-    same = {f.path: f.path for f in logs.files}
-    for paths, matched, skipped, sources, _ in results:
+    for part, (paths, matched, skipped, sources, _) in zip(parts, results, strict=True):
         runs.extend(paths)
         tally.matched += matched
         tally.skipped.update(skipped)
-        tally.source_files.update(same.get(p, p) for p in sources)
-    del results, same
+        # the parent's own path strings (a copy of each would be 10 MB per 50k files)
+        tally.source_files.update(part.files[i].path if type(i) is int else i for i in sources)
+    del results
     return merge_runs(runs)
 
 
@@ -339,7 +341,7 @@ def export_records(
         "requestIds": request_ids,
     }
     if options.manifest:
-        data = orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n"
+        data = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
         write_bytes(options.manifest, data, s3_client=s3_client)
     return ExportResult(counts, request_ids, out.sha256.hexdigest(), out.size, warnings, manifest,
                         manifest["problems"])
