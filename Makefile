@@ -44,10 +44,7 @@ test: lint
 test-aioboto3: $(AIO_STAMP)
 	$(AIO_BIN)/python -m pytest tests/test_aioboto3.py
 
-# Byte-compiled first, as `pip install` leaves an installed package (an editable install compiles on
-# first import, unless PYTHONDONTWRITEBYTECODE is set, and then on every start of every process).
 bench: $(STAMP)
-	$(BIN)/python -m compileall -q logtap cli converters
 	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 clean:

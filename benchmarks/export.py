@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 from _gen_logs import generate  # noqa: E402
-from scan import BARE_DUCKDB, LOGTAP, PY, loadavg, run_case  # noqa: E402
+from scan import BARE_DUCKDB, LOGTAP, PY, loadavg, precompile, run_case  # noqa: E402
 
 FILTER = "project=code-review"
 
@@ -61,6 +61,7 @@ def main() -> int:
     root = ROOT / ".bench-cache" / f"logs-{n}"
     raw = generate(root, records=n, workers=2)
     print(f"dataset: {root} ({raw / 1e6:.0f} MB uncompressed)", flush=True)
+    precompile()
     tmp = Path(tempfile.mkdtemp(prefix="logtap-bench-export-"))
     out, manifest = tmp / "train.jsonl", tmp / "manifest.json"
     times: dict[str, list[float]] = {"duckdb_bare_count": [], "logtap_export": []}
