@@ -89,7 +89,7 @@ def plan(teacher: str, student: str, mode: str | None, fmt: str, **kwargs: Any) 
           --role-arn arn:aws:iam::123456789012:role/Distill --output s3://my-bucket/distill/ \\
           --job-name support-1 --model-name support-lite
     """
-    from logtap.distill import plan_distillation
+    from logtap.distill import plan_logs
 
     job = _job_spec(kwargs)
     sources = list(kwargs["sources"])
@@ -97,10 +97,8 @@ def plan(teacher: str, student: str, mode: str | None, fmt: str, **kwargs: Any) 
     region = kwargs["region"] or _session(kwargs["profile"], None).region_name
     logs_uri = sources[0] if len(sources) == 1 and sources[0].startswith("s3://") else None
     with open_from_cli(kwargs) as logs:
-        # the plan needs no line numbers: skip the extra counting pass over every file
-        result = plan_distillation(logs.records(lines=False), teacher=teacher, student=student, filter=logs.filter,
-                                   region=region, logs_uri=logs_uri, job=job, request_mode=mode,  # type: ignore[arg-type]
-                                   local_only=local_only)
+        result = plan_logs(logs, teacher=teacher, student=student, region=region, logs_uri=logs_uri, job=job,
+                           request_mode=mode, local_only=local_only)
         result.malformed = logs.report.malformed
         report_problems(logs.report, counts=False)
     if fmt == "json":

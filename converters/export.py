@@ -177,7 +177,7 @@ def _convert_to_spill(records: Iterable[tuple[Any, dict[str, Any]]], spill: Any,
 
 
 def _export_part(part: Any, shaping: Shaping, fmt: str, dedupe: bool, run_dir: str
-                 ) -> tuple[list[str], int, dict[str, int], list[str], Any]:
+                 ) -> tuple[list[str], int, dict[str, int], list[int | str], Any]:
     """In a worker process: scan and convert one ``ScanPart``; the sorted runs are left in ``run_dir``."""
     from logtap.spill import sorted_runs, young_gc_only
 

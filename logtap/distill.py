@@ -245,6 +245,24 @@ def export_classifier(*, teacher: str, student: str) -> Classifier:
     return classify
 
 
+#: What the plan needs of one matched record (small and picklable, so worker processes can send it):
+#: (model id normalized, operation, tag keys Bedrock's filters cannot match, input tokens, output
+#: tokens, per mode of the plan ``(skip reason or None, prompt key or None)``).
+Facts = tuple[str, str, tuple[str, ...], int | None, int | None, tuple[tuple[str | None, bytes | None], ...]]
+
+
+def record_facts(rec: Mapping[str, Any], classify: Classifier, modes: Sequence[Mode]) -> Facts:
+    """The ``Facts`` of one record under ``classify`` for each of ``modes``."""
+    meta = rec.get("requestMetadata")
+    unfilterable: tuple[str, ...] = ()
+    if isinstance(meta, Mapping):
+        unfilterable = tuple(str(k) for k, v in meta.items()
+                             if not _FILTER_KEY.fullmatch(str(k)) or not _FILTER_VALUE.fullmatch(str(v)))
+    return (normalize_model_id(str(rec.get("modelId") or "(none)")), str(rec.get("operation") or "(none)"),
+            unfilterable, _int((rec.get("input") or {}).get("inputTokenCount")),
+            _int((rec.get("output") or {}).get("outputTokenCount")), tuple(classify(rec, m) for m in modes))
+
+
 def plan_distillation(
     records: Iterable[Mapping[str, Any]],
     *,
@@ -259,6 +277,7 @@ def plan_distillation(
     local_only: Sequence[str] = (),
     classify: Classifier | None = None,
     malformed: int = 0,
+    facts: Iterable[Facts] | None = None,
 ) -> DistillPlan:
     """The dry-run report for distilling ``teacher`` into ``student`` from ``records``.
 
@@ -266,28 +285,28 @@ def plan_distillation(
     ``logtap.open_logs(...).records()`` yields them). ``logs_uri`` is the ``s3://`` prefix the job
     would read; ``local_only`` names the options that narrowed ``records`` but that Bedrock cannot
     apply (``--since``, ``--model``...). ``request_mode`` picks the mode of the request shown
-    (default: prompt-response if any record is usable for it, else prompt-only).
+    (default: prompt-response if any record is usable for it, else prompt-only). ``facts``, when
+    given, stands for ``records``: their ``record_facts`` under ``modes``, in the same order
+    (``plan_logs`` has worker processes compute them).
     """
     pair = check_pair(teacher, student, region)
     plan = DistillPlan(teacher=teacher, student=student, pair=pair, malformed=malformed)
     plan.max_response_length = job.max_response_length if job else DEFAULT_MAX_RESPONSE_LENGTH
     plan.modes = {m: ModePlan(m) for m in modes}
-    classify = classify or export_classifier(teacher=teacher, student=student)
+    if facts is None:
+        judge = classify or export_classifier(teacher=teacher, student=student)
+        facts = (record_facts(rec, judge, modes) for rec in records)
     limit = pair.context_tokens or context_tokens(student)
     seen: dict[str, set[bytes]] = {m: set() for m in modes}
-    for rec in records:
+    mode_plans = list(plan.modes.values())
+    for model, operation, unfilterable, tokens_in, tokens_out, outcomes in facts:
         plan.matched += 1
-        plan.by_model[normalize_model_id(str(rec.get("modelId") or "(none)"))] += 1
-        plan.by_operation[str(rec.get("operation") or "(none)")] += 1
-        meta = rec.get("requestMetadata")
-        if isinstance(meta, Mapping):
-            for k, v in meta.items():
-                if not _FILTER_KEY.fullmatch(str(k)) or not _FILTER_VALUE.fullmatch(str(v)):
-                    plan.unfilterable_tags[str(k)] += 1
-        tokens_in = _int((rec.get("input") or {}).get("inputTokenCount"))
-        tokens_out = _int((rec.get("output") or {}).get("outputTokenCount"))
-        for mode, mp in plan.modes.items():
-            reason, key = classify(rec, mp.mode)
+        plan.by_model[model] += 1
+        plan.by_operation[operation] += 1
+        for tag in unfilterable:
+            plan.unfilterable_tags[tag] += 1
+        for mp, (reason, key) in zip(mode_plans, outcomes, strict=True):
+            mode = mp.mode
             if reason is None and key is not None:
                 if key in seen[mode]:
                     reason = "duplicate"
@@ -323,6 +342,43 @@ def plan_distillation(
         if not spec.missing():
             plan.request_problems.extend(validate_request(plan.request))
     return plan
+
+
+#: Bytes of facts a worker holds before writing a sorted run.
+FACTS_RUN_BYTES = 16 << 20
+
+
+def plan_logs(logs: Any, *, teacher: str, student: str, modes: Sequence[Mode] = MODES,
+              **options: Any) -> DistillPlan:
+    """``plan_distillation`` over a ``LogSet``'s records (``options`` as there, ``filter`` taken from
+    ``logs``). Large local inputs with a selective filter are read and classified by worker
+    processes (as ``logtap export`` does), which send back only each record's ``Facts`` in sorted
+    runs; the plan is then the same as from ``logs.records()``."""
+    parts = logs.parallel_parts()
+    if parts is None:
+        # the plan needs no line numbers: skip the extra counting pass over every file
+        return plan_distillation(logs.records(lines=False), teacher=teacher, student=student, modes=modes,
+                                 filter=logs.filter, **options)
+    from logtap.spill import merge_runs
+
+    results = logs.in_workers(parts, "logtap.distill:_plan_part", teacher, student, tuple(modes))
+    merged = merge_runs([path for paths, _ in results for path in paths])
+    try:
+        return plan_distillation((), teacher=teacher, student=student, modes=modes, filter=logs.filter,
+                                 facts=(facts for _, facts in merged), **options)
+    finally:
+        merged.close()
+
+
+def _plan_part(part: Any, teacher: str, student: str, modes: tuple[Mode, ...], run_dir: str
+               ) -> tuple[list[str], Any]:
+    """In a worker process: the ``Facts`` of one share's records, as sorted runs in ``run_dir``."""
+    from logtap.spill import sorted_runs, young_gc_only
+
+    classify = export_classifier(teacher=teacher, student=student)
+    with part.open() as logs, young_gc_only():
+        items = ((key, record_facts(rec, classify, modes), 160) for key, rec in logs.records_unordered())
+        return sorted_runs(items, run_dir, FACTS_RUN_BYTES), logs.report
 
 
 def _int(value: Any) -> int | None:

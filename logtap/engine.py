@@ -665,7 +665,7 @@ class LogSet:
         """
         select = ", ".join(f'{_row_column(c)} AS "{c}"' for c in columns)
         names = tuple(columns)
-        parts = self._parallel_parts()
+        parts = self.parallel_parts()
         if parts is not None:  # the same values, from the same lines (``logtap.rowlines``)
             return (orjson.loads(line) for batch in self._parallel_lines(parts, names, limit) for line in batch)
         return (dict(zip(names, row[1:], strict=True)) for batch in self._ordered(select, limit) for row in batch)
@@ -681,12 +681,12 @@ class LogSet:
                           limit: int | None = None) -> Iterator[list[str]]:
         """``json_lines`` in non-empty lists of up to 8,192, for a writer that writes a list at once."""
         args = ", ".join(f"'{c}', {_row_column(c)}" for c in columns)
-        parts = self._parallel_parts()
+        parts = self.parallel_parts()
         if parts is not None:
             return self._parallel_lines(parts, tuple(columns), limit)
         return ([row[1] for row in batch] for batch in self._ordered(f"json_object({args})::VARCHAR", limit))
 
-    def _parallel_parts(self) -> list[ScanPart] | None:
+    def parallel_parts(self) -> list[ScanPart] | None:
         """Shares for worker processes reading with ``logtap.linescan``: large local inputs and a
         selective filter (where that reader beats DuckDB's own; below, one DuckDB query is quicker)."""
         from logtap import workers

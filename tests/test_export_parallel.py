@@ -162,6 +162,41 @@ def test_claims_give_each_chunk_to_exactly_one_process(tmp_path: Path) -> None:
     assert sum(sizes) // 1500 <= chunks <= sum(sizes) // 1000 + 1  # chunks of 1000-1499 bytes
 
 
+def test_distill_plan_in_workers_matches_the_in_process_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``plan_logs`` with worker processes (facts in sorted runs) gives the plan and report that
+    ``plan_distillation`` over ``records()`` gives: duplicates, bad lines and a corrupt file included."""
+    from logtap import engine
+    from logtap.distill import plan_distillation, plan_logs
+
+    src = tmp_path / "logs"
+    _logs(src)
+    pair = {"teacher": "anthropic.claude-3-5-sonnet-20240620-v1:0", "student": "amazon.nova-lite-v1:0:300k",
+            "region": "us-east-1"}
+    with open_logs([str(src)], where=["project=a"]) as logs:
+        serial = plan_distillation(logs.records(lines=False), filter=logs.filter, **pair).to_json()
+        serial_report = logs.report
+    calls: list[int] = []
+    real = engine.LogSet.in_workers
+
+    def spy(self: Any, parts: Any, target: str, *args: Any) -> Any:
+        calls.append(len(parts))
+        return real(self, parts, target, *args)
+
+    monkeypatch.setattr(engine.LogSet, "in_workers", spy)
+    monkeypatch.setattr(engine, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(engine, "PARALLEL_WORKERS", 2)
+    with open_logs([str(src)], where=["project=a"]) as logs:
+        parallel = plan_logs(logs, **pair).to_json()
+        report = logs.report
+    assert calls == [2]
+    assert parallel == serial
+    assert parallel["modes"]["prompt-response"]["usable"] > 0
+    assert parallel["modes"]["prompt-response"]["skipped"].get("duplicate")  # the copied records
+    assert (report.scanned, report.matched, report.malformed) == (serial_report.scanned, serial_report.matched,
+                                                                  serial_report.malformed)
+    assert [str(p) for p in report.problems] == [str(p) for p in serial_report.problems]
+
+
 def test_records_that_would_pass_the_size_limit_are_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     src = tmp_path / "logs"
     _logs(src, n=120)
