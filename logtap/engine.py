@@ -288,10 +288,10 @@ class LogSet:
         elsewhere: S3 objects, an explicit boto3 session, or fewer files than parts. ``absorb`` then
         takes the parts' reports (the parts show no progress: their caller does).
 
-        Where the selective reader applies, the parts share the files: each claims chunks of
-        ``CLAIM_CHUNKS`` per part as it goes (``Claims``), so the parts finish together however
-        their records differ in cost. Otherwise the files are dealt into shares of about equal bytes,
-        each in the list's order."""
+        Where the selective reader applies, the parts share the files, cut in order into
+        ``CLAIM_CHUNKS`` chunks per part that each part claims as it goes (``Claims``), so the parts
+        finish together however their records differ in cost. Otherwise the files are dealt into
+        shares of about equal bytes, each in the list's order."""
         session = self._clients.session
         if (parts < 2 or len(self.files) < parts or not isinstance(session, _LazySession)
                 or any(f.is_s3 for f in self.files)):
