@@ -130,8 +130,8 @@ def hook_alone(iterations: int) -> dict[str, float]:
         state.on_converse_params(params={"modelId": MODEL, **extra}, context=context)
         state.on_before_call_body(params={"headers": {}, "body": body}, context=context)
 
-    def invoke() -> None:
-        state.on_invoke_params(params={"modelId": MODEL}, context={})
+    def invoke() -> None:  # before-call: the header into the serialized request
+        state.on_before_call_header(params={"headers": {"X-Amzn-Bedrock-Accept": "*/*"}}, context={})
 
     cases = {
         "converse, tags from instrument + context (resolve + splice into body)": lambda: converse(),

@@ -399,3 +399,83 @@ print(",".join(m for m in ("duckdb", "click", "logtap.engine", "logtap.cli") if 
     assert [r.operation for r in bedrock_server.requests] == ["Converse", "InvokeModel"]
     assert bedrock_server.requests[0].json()["requestMetadata"] == {"q": "2", "p": "1"}
     assert sent_header(bedrock_server) == {"q": "2", "p": "1"}
+
+
+# -- InvokeModel*: the header written in before-call, cached JSON per tag set ----------------------
+@pytest.mark.parametrize("operation", ["InvokeModel", "InvokeModelWithResponseStream"])
+def test_invoke_tags_go_straight_into_the_signed_header_not_through_the_parameter(
+    bedrock_server: BedrockServer, runtime_client: Any, operation: str
+) -> None:
+    """botocore never sees a requestMetadata parameter logtap added (no validation or serialization of
+    it per call): the header is written into the serialized request, before signing."""
+    seen: list[Any] = []
+
+    def later_hook(params: dict[str, Any], **_: Any) -> None:
+        seen.append(params.get("requestMetadata"))
+
+    logtap.instrument(runtime_client, tags={"project": "P1"})
+    runtime_client.meta.events.register(f"provide-client-params.bedrock-runtime.{operation}", later_hook)
+    runtime_client.meta.events.register(f"before-parameter-build.bedrock-runtime.{operation}", later_hook)
+    if operation == "InvokeModel":
+        invoke(runtime_client)
+    else:
+        list(runtime_client.invoke_model_with_response_stream(modelId=MODEL, body=b"{}")["body"])
+    assert seen == [None, None]
+    assert bedrock_server.last.header(HEADER) == '{"project":"P1"}'
+    assert HEADER in bedrock_server.last.signed_headers
+
+
+def test_invoke_header_cache_never_serves_another_calls_tags(
+    bedrock_server: BedrockServer, runtime_client: Any
+) -> None:
+    """Tag sets alternate call by call (contexts, nesting, the call's own metadata, instrument updates):
+    every request carries exactly its own call's tags; a change is seen by the very next call."""
+    logtap.instrument(runtime_client, tags={"base": "0"})
+    expected: list[dict[str, str]] = []
+    for i in range(3):
+        with logtap.tags(round=str(i)):
+            invoke(runtime_client)
+            expected.append({"round": str(i), "base": "0"})
+            with logtap.tags(round="inner", x=str(i)):
+                invoke(runtime_client)
+                expected.append({"round": "inner", "x": str(i), "base": "0"})
+            invoke(runtime_client, requestMetadata=json.dumps({"own": str(i)}))
+            expected.append({"round": str(i), "base": "0", "own": str(i)})
+            invoke(runtime_client)
+            expected.append({"round": str(i), "base": "0"})
+        invoke(runtime_client)
+        expected.append({"base": "0"})
+        logtap.instrument(runtime_client, tags={"base": str(i + 1)})
+        invoke(runtime_client)
+        expected.append({"base": str(i + 1)})
+        logtap.instrument(runtime_client, tags={"base": "0"})
+    sent = [json.loads(r.header(HEADER)) for r in bedrock_server.requests]
+    assert sent == expected
+    assert [list(s) for s in sent] == [list(e) for e in expected]  # innermost first, instrument tags, own
+
+
+def test_invoke_header_per_thread_context(bedrock_server: BedrockServer, runtime_client: Any) -> None:
+    """Threads calling one client at once with their own logtap.tags: each request has its thread's tags."""
+    import threading
+
+    logtap.instrument(runtime_client, tags={"base": "0"})
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            with logtap.tags(worker=str(n)):
+                for i in range(10):
+                    runtime_client.invoke_model(modelId=MODEL, body=json.dumps({"w": n, "i": i}))["body"].read()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    requests = [r for r in bedrock_server.requests if r.operation == "InvokeModel"]
+    assert len(requests) == 40
+    for request in requests:
+        assert json.loads(request.header(HEADER)) == {"worker": str(request.json()["w"]), "base": "0"}

@@ -781,3 +781,65 @@ def test_observers_get_converse_and_invoke_model_token_counts_at_once(
     records = by_operation(read_records(tmp_path / "logs"))
     assert records["Converse"]["input"]["inputTokenCount"] == 12
     assert records["InvokeModel"]["output"]["outputTokenCount"] == 7
+
+
+def test_a_queued_stream_keeps_chunk_payloads_only_and_not_the_callers_parameters(
+        runtime_client: Any, sink: Sink, tmp_path: Path) -> None:
+    """Until the writer takes it, a finished InvokeModelWithResponseStream call holds each chunk's payload
+    bytes (not botocore's event dicts) and none of the caller's parameters: fewer live objects for the
+    garbage collector. The record is the same."""
+    import gc
+    import io
+    import weakref
+
+    from logtap.sink.calls import _StreamCall
+
+    sink._writer.batch_interval = 3600.0  # the writer leaves the queue alone until flush()
+    logtap.instrument(runtime_client, tags={"team": "a"}, sink=sink)
+    body = io.BytesIO(json.dumps(ANTHROPIC_BODY).encode())
+    body_ref = weakref.ref(body)
+    events = list(runtime_client.invoke_model_with_response_stream(modelId=CLAUDE, body=body)["body"])
+    payloads = [event["chunk"]["bytes"] for event in events]
+    [queued] = list(sink._writer._pending)
+    assert isinstance(queued, _StreamCall)
+    assert queued.events == payloads and all(type(entry) is bytes for entry in queued.events)
+    del body, events
+    gc.collect()
+    assert body_ref() is None  # the caller's request body object is not kept by the queued call
+    assert sink.flush(10)
+    [(_, rec)] = read_records(tmp_path / "logs")
+    assert rec["input"]["inputBodyJson"] == ANTHROPIC_BODY
+    assert rec["output"]["outputBodyJson"] == [json.loads(p) for p in payloads]
+    assert rec["requestMetadata"] == {"team": "a"}
+    assert (rec["input"]["inputTokenCount"], rec["output"]["outputTokenCount"]) == (12, 7)
+
+
+def test_chunk_list_takes_payloads_and_events_alike() -> None:
+    """The writer decodes what the recording streams keep (payload bytes) and whole events (other
+    recorders, non-chunk events) the same way; what is not a chunk payload is left out."""
+    from logtap.sink.streams import StreamRecorder, _ChunkList
+
+    entries = [b'{"a": 1}', {"chunk": {"bytes": b'{"b" : 2}'}}, {"other": 1}, "x", {"chunk": {"bytes": "str"}},
+               b"not json", b"\xff", {"chunk": {"bytes": b'{"amazon-bedrock-invocationMetrics": {"inputTokenCount": 3}}'}}]
+    assert _ChunkList(entries).build_body() == [
+        {"a": 1}, {"b": 2}, "not json", "\ufffd", {"amazon-bedrock-invocationMetrics": {"inputTokenCount": 3}}]
+    recorder = StreamRecorder("InvokeModelWithResponseStream")
+    for entry in (b'{"a": 1}', b'{"amazon-bedrock-invocationMetrics": {"outputTokenCount": 9}}'):
+        recorder.on_event(entry)
+    assert recorder.invocation_metrics() == {"outputTokenCount": 9}
+
+
+@pytest.mark.parametrize("kind", ["str", "bytes", "bytearray"])
+def test_stream_request_body_is_recorded_as_sent_whatever_its_type(
+        runtime_client: Any, sink: Sink, tmp_path: Path, kind: str) -> None:
+    """An immutable body (str, bytes) is kept by reference and a str encoded by the writer; a mutable
+    one is copied at once, so changing it after the call does not change the record."""
+    text = json.dumps({**ANTHROPIC_BODY, "note": "h\u00e9llo \u2603"}, ensure_ascii=False)
+    body: Any = {"str": text, "bytes": text.encode(), "bytearray": bytearray(text.encode())}[kind]
+    logtap.instrument(runtime_client, sink=sink)
+    list(runtime_client.invoke_model_with_response_stream(modelId=CLAUDE, body=body)["body"])
+    if kind == "bytearray":
+        body[:] = b'{"changed": true}'
+    assert sink.flush(10)
+    [(_, rec)] = read_records(tmp_path / "logs")
+    assert rec["input"]["inputBodyJson"] == json.loads(text)

@@ -10,8 +10,10 @@ the sink's writer thread makes the :class:`CompletedCall` and the record:
 - InvokeModel: the request body (a ``bytes``/``str`` by reference, anything else copied), the
   response bytes the hook reads and hands back to the caller in a fresh body, and the token-count
   headers' raw text; the writer encodes a ``str`` body and parses the numbers.
-- Streams: only the request is snapshotted; when the stream ends the :class:`_StreamCall` itself is
-  queued and the writer builds the aggregated response and the token counts.
+- Streams: only the request is snapshotted (ConverseStream's parameters serialized with orjson; an
+  InvokeModelWithResponseStream body kept as InvokeModel's is); when the stream ends the
+  :class:`_StreamCall` itself is queued and the writer builds the aggregated response and the token
+  counts.
 
 Observers (the Powertools logger / metrics hooks), when there are any, get their summary at once on
 the calling thread. Failed calls (HTTP status >= 300) are built at once (rare). Every hook body is
@@ -219,8 +221,10 @@ class ClientHooks:
                 request = orjson.dumps(request, option=PLAIN_JSON)
             except orjson.JSONEncodeError:
                 request = snapshot(request)
-        else:
-            request = _request_body(params.get("body"))
+        else:  # a bytes or str body by reference (immutable; a str is encoded by the writer), others copied
+            body = params.get("body")
+            kind = type(body)
+            request = body if kind is bytes or kind is str else _request_body(body)
         metadata = context.get(METADATA_KEY)
         if not isinstance(metadata, dict):
             metadata = _caller_metadata(params.get("requestMetadata"))
@@ -321,7 +325,7 @@ class _StreamCall(StreamRecorder, DeferredCall):
     unless observers want the summary at once.
     """
 
-    __slots__ = ("ended", "error_code", "hooks", "metadata", "request", "request_id", "state")
+    __slots__ = ("ended", "error_code", "hooks", "metadata", "model_id", "request", "request_id", "started", "t0")
 
     def __init__(self, operation: str, hooks: ClientHooks, state: _CallState, request: Any,
                  metadata: dict[str, str] | None, request_id: Any) -> None:
@@ -332,7 +336,11 @@ class _StreamCall(StreamRecorder, DeferredCall):
         self._count = -1
         _LIVE[id(self)] = self
         self.hooks = hooks
-        self.state = state
+        # the three values needed from the call state, so that it and the caller's parameters are not
+        # kept alive (fewer live containers for the garbage collector until the writer runs)
+        self.model_id = state.params.get("modelId", "")
+        self.started = state.started
+        self.t0 = state.t0
         self.request = request
         self.metadata = metadata
         self.request_id = request_id
@@ -353,7 +361,7 @@ class _StreamCall(StreamRecorder, DeferredCall):
                 set_tokens(call, self.usage() or {}, USAGE_NAMES)
             else:
                 set_tokens(call, self.invocation_metrics(), METRIC_NAMES)
-            hooks._finish(call, self.state.t0)
+            hooks._finish(call, self.t0)
             return
         sink = hooks.sink
         if sink is not None:
@@ -364,16 +372,18 @@ class _StreamCall(StreamRecorder, DeferredCall):
         request = self.request
         request_id = self.request_id
         hooks = self.hooks
-        # ConverseStream: the request's JSON, serialized on the calling thread (or a Snapshot already)
+        # ConverseStream: the request's JSON, serialized on the calling thread (or a Snapshot already);
+        # InvokeModelWithResponseStream: the body as sent, a str encoded here
         if isinstance(request, bytes) and self.is_converse:
             request = Snapshot(request)
+        elif isinstance(request, str):
+            request = request.encode("utf-8")
         # positional: operation, model_id, region, started, request_id, request_metadata, request, response,
         # input/output/cache-read/cache-write tokens, latency_ms, error_code, identity
-        state = self.state
-        return CompletedCall(self.operation, str(state.params.get("modelId", "")), hooks.region, state.started,
+        return CompletedCall(self.operation, str(self.model_id), hooks.region, self.started,
                              request_id if isinstance(request_id, str) and request_id else str(uuid.uuid4()),
                              self.metadata or None, request, self.response(), None, None, None, None,
-                             int((self.ended - state.t0) * 1000), self.error_code, hooks.identity)
+                             int((self.ended - self.t0) * 1000), self.error_code, hooks.identity)
 
 
 _NO_TOKENS = (None, None, None, None)

@@ -5,7 +5,12 @@ The caller's ``EventStream`` becomes a recording one in place: its class is swit
 made, with its state, ``isinstance`` checks, ``get_initial_response`` and ``close``. Each event is
 handed to the caller the moment botocore parses it; logtap only notes it on the way through, with
 one C-level ``list.append`` inside botocore's own loop (no extra generator, no Python call per
-event, no copying, no decoding).
+event, no copying, no decoding). InvokeModelWithResponseStream notes each chunk's payload
+``bytes`` (two lookups) instead of the event: the two dicts around it are then freed at once
+instead of living until the writer thread takes the record, which spares the garbage collector
+(its collections are triggered by the number of live container objects, and queued events were
+most of them). ConverseStream events are kept as botocore made them (turning each into JSON
+bytes on the way costs the calling thread more than the collector saves: measured, not kept).
 
 Everything else waits for the sink's writer thread:
 
@@ -37,6 +42,8 @@ from logtap.sink.records import int_or_none
 log = logging.getLogger("logtap.sink")
 
 ABANDONED = "StreamAbandoned"
+#: The operation whose recording streams keep each chunk's payload bytes rather than the event dicts.
+CHUNK_OPERATION = "InvokeModelWithResponseStream"
 
 
 def error_code_of(exc: BaseException) -> str:
@@ -261,9 +268,15 @@ METRIC_NAMES = ("inputTokenCount", "outputTokenCount", "cacheReadInputTokenCount
 
 
 def _chunk_bytes(events: list[Any]) -> list[bytes]:
-    """The ``chunk.bytes`` payloads of InvokeModelWithResponseStream events (other events skipped)."""
+    """The ``chunk.bytes`` payloads of InvokeModelWithResponseStream events (other events skipped).
+
+    An entry is an event as botocore parsed it, or (what the recording streams keep) a chunk's
+    payload ``bytes`` itself."""
     out: list[bytes] = []
     for event in events:
+        if event.__class__ is bytes:
+            out.append(event)
+            continue
         try:
             data = event["chunk"]["bytes"]
         except Exception:  # not a chunk event (or not a dict): nothing to keep
@@ -300,12 +313,15 @@ class _ChunkList:
         out: list[Any] = []
         loads = orjson.loads
         for event in self.events:  # what _chunk_bytes does, in the same loop
-            try:
-                raw = event["chunk"]["bytes"]
-            except Exception:  # not a chunk event (or not a dict): nothing to keep
-                continue
-            if not isinstance(raw, (bytes, bytearray)):
-                continue
+            if event.__class__ is bytes:  # a chunk's payload, as the recording streams keep it
+                raw = event
+            else:
+                try:
+                    raw = event["chunk"]["bytes"]
+                except Exception:  # not a chunk event (or not a dict): nothing to keep
+                    continue
+                if not isinstance(raw, (bytes, bytearray)):
+                    continue
             try:
                 out.append(loads(raw))
             except orjson.JSONDecodeError:
@@ -366,7 +382,21 @@ class RecordingEventStream(_Abandoning, EventStream):  # type: ignore[misc]
         recorder: StreamRecorder = self._logtap_recorder
         note = recorder.events.append
         try:
-            if _INLINE_ITER:
+            if _INLINE_ITER and recorder.operation == CHUNK_OPERATION:
+                parse = self._parse_event
+                for raw in self._event_generator:
+                    event = parse(raw)
+                    if event:
+                        # the chunk's payload only (a bytes object), not the two dicts around it: the
+                        # garbage collector then has two fewer containers per event to count and scan
+                        # until the writer thread has taken the record
+                        try:
+                            data = event["chunk"]["bytes"]
+                        except Exception:  # not a chunk event: kept whole, as the writer expects
+                            data = event
+                        note(data if data.__class__ is bytes else event)
+                        yield event
+            elif _INLINE_ITER:
                 parse = self._parse_event
                 for raw in self._event_generator:
                     event = parse(raw)
@@ -435,9 +465,18 @@ def _aio_class() -> type[Any] | None:
                     recorder: StreamRecorder = self._logtap_recorder
                     note = recorder.events.append
                     try:
-                        async for event in AioEventStream.__aiter__(self):
-                            note(event)
-                            yield event
+                        if recorder.operation == CHUNK_OPERATION:
+                            async for event in AioEventStream.__aiter__(self):
+                                try:  # the payload only, as RecordingEventStream does
+                                    data = event["chunk"]["bytes"]
+                                except Exception:
+                                    data = event
+                                note(data if data.__class__ is bytes else event)
+                                yield event
+                        else:
+                            async for event in AioEventStream.__aiter__(self):
+                                note(event)
+                                yield event
                     except GeneratorExit:
                         raise
                     except BaseException as exc:
