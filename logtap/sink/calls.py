@@ -280,10 +280,10 @@ class _PlainCall(DeferredCall):
         self.ended = time.perf_counter()
         self.operation = operation
         self.hooks = hooks
-        # the three values needed from the call state, so that the parameters are not kept alive
-        self.model_id = state.params.get("modelId", "")
-        self.started = state.started
-        self.t0 = state.t0
+        self.model_id: Any
+        self.started: float
+        self.t0: float
+        _keep_state(self, state)
         self.request = request
         self.response = response
         self.tokens = tokens
@@ -295,22 +295,13 @@ class _PlainCall(DeferredCall):
         self.metadata = metadata
 
     def completed(self) -> CompletedCall:
-        hooks = self.hooks
-        request = self.request
         response = self.response
-        request_id = self.request_id
-        call = CompletedCall(self.operation, str(self.model_id), hooks.region, self.started,
-                             request_id if isinstance(request_id, str) and request_id else str(uuid.uuid4()),
-                             self.metadata or None, None, None, None, None, None, None,
-                             int((self.ended - self.t0) * 1000), None, hooks.identity)
-        if self.operation == "Converse":  # the request's and response's JSON; usage values as they were
-            call.request = Snapshot(request) if isinstance(request, bytes) else request
-            call.response = Snapshot(response) if isinstance(response, bytes) else response
-            convert = int_or_none
-        else:  # InvokeModel: the body as sent (a str is encoded here), token counts from the headers' text
-            call.request = request.encode("utf-8") if isinstance(request, str) else request
-            call.response = response
-            convert = _int_value
+        converse = self.operation == "Converse"
+        if converse and isinstance(response, bytes):  # the response's JSON, serialized on the calling thread
+            response = Snapshot(response)
+        call = _completed_call(self, converse, response, None)
+        # token counts: Converse's usage values as they were; InvokeModel's from the headers' text
+        convert = int_or_none if converse else _int_value
         call.input_tokens, call.output_tokens, call.cache_read_tokens, call.cache_write_tokens = map(
             convert, self.tokens)
         return call
@@ -336,11 +327,10 @@ class _StreamCall(StreamRecorder, DeferredCall):
         self._count = -1
         _LIVE[id(self)] = self
         self.hooks = hooks
-        # the three values needed from the call state, so that it and the caller's parameters are not
-        # kept alive (fewer live containers for the garbage collector until the writer runs)
-        self.model_id = state.params.get("modelId", "")
-        self.started = state.started
-        self.t0 = state.t0
+        self.model_id: Any
+        self.started: float
+        self.t0: float
+        _keep_state(self, state)
         self.request = request
         self.metadata = metadata
         self.request_id = request_id
@@ -369,21 +359,35 @@ class _StreamCall(StreamRecorder, DeferredCall):
 
     def completed(self) -> CompletedCall:
         """The finished call (on the writer thread; the builder makes the response's body there too)."""
-        request = self.request
-        request_id = self.request_id
-        hooks = self.hooks
-        # ConverseStream: the request's JSON, serialized on the calling thread (or a Snapshot already);
-        # InvokeModelWithResponseStream: the body as sent, a str encoded here
-        if isinstance(request, bytes) and self.is_converse:
-            request = Snapshot(request)
-        elif isinstance(request, str):
-            request = request.encode("utf-8")
-        # positional: operation, model_id, region, started, request_id, request_metadata, request, response,
-        # input/output/cache-read/cache-write tokens, latency_ms, error_code, identity
-        return CompletedCall(self.operation, str(self.model_id), hooks.region, self.started,
-                             request_id if isinstance(request_id, str) and request_id else str(uuid.uuid4()),
-                             self.metadata or None, request, self.response(), None, None, None, None,
-                             int((self.ended - self.t0) * 1000), self.error_code, hooks.identity)
+        return _completed_call(self, self.is_converse, self.response(), self.error_code)
+
+
+def _keep_state(call: _PlainCall | _StreamCall, state: _CallState) -> None:
+    """The three values a deferred call needs from its call state, so that neither the state nor the
+    caller's parameters stay alive until the writer runs (fewer live containers for the collector)."""
+    call.model_id = state.params.get("modelId", "")
+    call.started = state.started
+    call.t0 = state.t0
+
+
+def _completed_call(call: _PlainCall | _StreamCall, converse: bool, response: Any,
+                    error_code: str | None) -> CompletedCall:
+    """The :class:`CompletedCall` of a deferred call (on the writer thread), token counts unset. The
+    request: Converse*'s JSON serialized on the calling thread (or a Snapshot already), InvokeModel*'s
+    body as sent (a str is encoded here)."""
+    request = call.request
+    if converse and isinstance(request, bytes):
+        request = Snapshot(request)
+    elif isinstance(request, str):
+        request = request.encode("utf-8")
+    request_id = call.request_id
+    hooks = call.hooks
+    # positional: operation, model_id, region, started, request_id, request_metadata, request, response,
+    # input/output/cache-read/cache-write tokens, latency_ms, error_code, identity
+    return CompletedCall(call.operation, str(call.model_id), hooks.region, call.started,
+                         request_id if isinstance(request_id, str) and request_id else str(uuid.uuid4()),
+                         call.metadata or None, request, response, None, None, None, None,
+                         int((call.ended - call.t0) * 1000), error_code, hooks.identity)
 
 
 _NO_TOKENS = (None, None, None, None)
