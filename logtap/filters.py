@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -215,17 +214,13 @@ def combine(*filters: Filter | None) -> Filter | None:
 
 # -- parsing --------------------------------------------------------------------------------------
 _patterns_loaded = False
-_patterns_lock = threading.Lock()
 
 
 def _load_patterns_once() -> None:
     global _patterns_loaded
-    if _patterns_loaded:
-        return
-    with _patterns_lock:
-        if not _patterns_loaded:
-            _load_patterns()
-            _patterns_loaded = True
+    if not _patterns_loaded:
+        _load_patterns()
+        _patterns_loaded = True
 
 
 def _check_key_value(key: Any, value: Any, path: str) -> None:
